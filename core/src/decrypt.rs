@@ -1,0 +1,1 @@
+//! Decrypting an encrypted file back to plaintext given keysets.
