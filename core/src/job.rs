@@ -1,10 +1,71 @@
 //! The job state machine: push bytes, answer key requests, drain outputs.
+//!
+//! # Design
+//! The core never calls out. A caller drives a job like this:
+//!
+//! ```text
+//! job = Job::new(config, seed, secrets)
+//! for each chunk { job.push(chunk) ; answer(job) }    // any chunking, down to one byte
+//! job.end_input() ; answer(job)
+//! job.finish(out)
+//! where answer(job) = { if !job.key_requests().is_empty() { job.provide_keys(store.get_or_create(..)) } ; job.drain(out) }
+//! ```
+//!
+//! `push` decodes rows into a pending batch and notes every (key-field value,
+//! window) it has no key for; `provide_keys` answers all of them at once (one
+//! key store round trip per batch, not per row); `drain` encrypts the pending
+//! rows and appends the encrypted and derived rows to the caller's buffers.
+//!
+//! Outputs are byte-identical for any split of the input into chunks, for a
+//! fixed seed and key store: key proposals are drawn (from their own RNG
+//! stream) in the order keys are first needed, nonces (from another stream)
+//! in row order, and keys rows are written in the order keys are first needed.
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt::Write as _;
 
-use crate::config::{JobConfig, SecretRef};
-use crate::error::Result;
+use hashbrown::{Equivalent, HashMap};
+
+use crate::cipher::CellCipher;
+use crate::config::{AssociatedData, CipherKind, ErrorPolicy, HashType, JobConfig, LineEnd, QuoteStyle, SecretRef};
+use crate::consent::{self, ConsentLevels};
+use crate::csv::{CsvDecoder, CsvEncoder, DecodeEvent, Record};
+use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{KeyRequest, StoredKey};
+use crate::mask;
+use crate::rng::JobRng;
+use crate::tink::{KeyMaterial, TinkKey};
+use crate::window::KeyWindow;
+
+/// The most values one key may encrypt (SPEC 4): with random 96-bit nonces
+/// this keeps the chance of a repeated nonce negligible.
+pub const MAX_ENCRYPTIONS_PER_KEY: u64 = 1 << 31;
+
+/// How many skipped row numbers a summary lists (all are counted).
+pub const MAX_LISTED_SKIPS: usize = 1000;
+
+/// The metadata columns appended to the encrypted and derived outputs, named
+/// as STRM wrote them.
+pub const META_COLUMNS: [&str; 6] = [
+    "strmMeta.eventContractRef",
+    "strmMeta.nonce",
+    "strmMeta.timestamp",
+    "strmMeta.keyLink",
+    "strmMeta.billingId",
+    "strmMeta.consentLevels",
+];
+
+/// Header of the keys output.
+pub const KEYS_HEADER: [&str; 4] = ["keyLink", "encryptionKey", "policyId", "expiresAt"];
+
+/// Direct-mapped cache of ready ciphers: key schedules are cheap to redo,
+/// but one per key for hundreds of thousands of keys is not cheap to keep.
+const CIPHER_CACHE: usize = 4096;
+
+/// Consent cells and consent sets are interned per batch; the tables are
+/// cleared after a drain once they grow past this, so memory stays bounded
+/// whatever the input holds.
+const CONSENT_TABLE_LIMIT: usize = 4096;
 
 /// Bytes produced so far, appended by `drain` and `finish`; the caller takes
 /// them (e.g. `core::mem::take`) and writes them out.
@@ -15,40 +76,750 @@ pub struct Outputs {
     pub derived: Vec<Vec<u8>>,
 }
 
+/// What a finished job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Data rows read (header not counted), skipped ones included.
     pub rows_read: u64,
     pub rows_written: u64,
     pub rows_skipped: u64,
+    /// The first [`MAX_LISTED_SKIPS`] skipped row numbers (1-based).
     pub skipped_rows: Vec<u64>,
+    /// Rows written to each derived output, in job-file order.
+    pub derived_rows: Vec<u64>,
+    /// Keys used by this job (rows of the keys output).
     pub keys_used: u64,
+    /// Of those, the keys this job proposed and the store accepted.
     pub keys_created: u64,
+    /// PII values encrypted.
+    pub values_encrypted: u64,
+    /// Per key link, the values encrypted with it by this job (for stores
+    /// that keep usage counts toward the 2^31 cap), in keys-output order.
+    pub key_uses: Vec<(String, u64)>,
 }
 
-pub struct Job {}
+/// The key cache's key: a key-field value and a window.
+#[derive(PartialEq, Eq)]
+struct KeyId {
+    value: String,
+    window: i64,
+}
+
+#[derive(Hash)]
+struct KeyIdRef<'a> {
+    value: &'a str,
+    window: i64,
+}
+
+impl Equivalent<KeyId> for KeyIdRef<'_> {
+    fn equivalent(&self, key: &KeyId) -> bool {
+        self.value == key.value && self.window == key.window
+    }
+}
+
+// `KeyIdRef` must hash like `KeyId`: both derive Hash over (str, i64).
+impl core::hash::Hash for KeyId {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        KeyIdRef { value: &self.value, window: self.window }.hash(state)
+    }
+}
+
+struct KeySlot {
+    /// None until the store answered.
+    key: Option<StoredKey>,
+    uses: u64,
+}
+
+/// Column roles, resolved from the header.
+struct Columns {
+    names: Vec<String>,
+    key: usize,
+    timestamp: usize,
+    consent: Option<usize>,
+    subject: Option<usize>,
+    /// Per column: the purpose level if it is a PII column.
+    pii: Vec<Option<u32>>,
+    /// Per derived output, per column: what to write.
+    derived: Vec<Vec<Cell>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    /// The plaintext value.
+    Plain,
+    /// The value as in the encrypted output (ciphertext for PII).
+    AsEncrypted,
+    /// A keyed hash of the plaintext.
+    Mask,
+}
+
+struct RowMeta {
+    /// Index of the row's first field end in `Pending::ends`.
+    first_field: u32,
+    epoch_ms: i64,
+    slot: u32,
+    consent: u32,
+}
+
+/// Rows decoded but not yet drained, in one text buffer (no per-field
+/// allocation).
+#[derive(Default)]
+struct Pending {
+    text: String,
+    ends: Vec<u32>,
+    rows: Vec<RowMeta>,
+}
+
+struct Interned {
+    levels: ConsentLevels,
+    text: String,
+}
+
+/// Everything but the decoder, so the decoder's callback can borrow it.
+struct State {
+    config: JobConfig,
+    columns: Option<Columns>,
+    row: u64,
+    rows_skipped: u64,
+    skipped_rows: Vec<u64>,
+    rows_written: u64,
+    derived_rows: Vec<u64>,
+    values_encrypted: u64,
+    key_rng: JobRng,
+    nonce_rng: JobRng,
+    key_index: HashMap<KeyId, u32>,
+    slots: Vec<KeySlot>,
+    requests: Vec<KeyRequest>,
+    request_slots: Vec<u32>,
+    /// Slots in the order their keys rows were written.
+    used_slots: Vec<u32>,
+    keys_created: u64,
+    keys_out: Vec<u8>,
+    pending: Pending,
+    consent_cells: HashMap<String, u32>,
+    consent_sets: HashMap<ConsentLevels, u32>,
+    interned: Vec<Interned>,
+    default_consent: u32,
+    mask_seeds: Vec<Vec<u8>>,
+    encryption_cap: u64,
+}
+
+/// A running batch job. See the module docs for the calling protocol.
+pub struct Job {
+    decoder: CsvDecoder,
+    state: State,
+    input_ended: bool,
+    headers_written: bool,
+    failed: bool,
+    finished: bool,
+    scratch: Scratch,
+}
+
+#[derive(Default)]
+struct Scratch {
+    sealed: Vec<u8>,
+    cells: Vec<u8>,
+    cell_ends: Vec<usize>,
+    mask: String,
+    number: String,
+}
+
+impl core::fmt::Debug for Job {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Job")
+            .field("rows_read", &self.state.row)
+            .field("keys", &self.state.slots.len())
+            .field("pending_rows", &self.state.pending.rows.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Job {
+    /// A job for a validated config. `seed` seeds the job's CSPRNG and must
+    /// come from the platform's secure random source (a fixed seed is for
+    /// tests only); `secrets` resolves `env:`/`file:` references (masking
+    /// seeds).
+    ///
+    /// # Errors
+    /// `Secret` when a masking seed cannot be resolved.
     pub fn new(config: &JobConfig, seed: [u8; 32], secrets: &mut dyn FnMut(&SecretRef) -> Result<Vec<u8>, String>) -> Result<Job> {
-        let _ = (config, seed, secrets);
-        todo!()
+        let mut mask_seeds = Vec::with_capacity(config.derived_data.len());
+        for (i, d) in config.derived_data.iter().enumerate() {
+            let seed = match &d.masked_fields {
+                Some(m) => match &m.seed {
+                    SecretRef::Inline(s) => s.as_bytes().to_vec(),
+                    other => secrets(other).map_err(|message| {
+                        Error::new(ErrorKind::Secret { path: alloc::format!("derived_data[{i}].masked_fields.seed"), message })
+                    })?,
+                },
+                None => Vec::new(),
+            };
+            mask_seeds.push(seed);
+        }
+        let mut state = State {
+            config: config.clone(),
+            columns: None,
+            row: 0,
+            rows_skipped: 0,
+            skipped_rows: Vec::new(),
+            rows_written: 0,
+            derived_rows: alloc::vec![0; config.derived_data.len()],
+            values_encrypted: 0,
+            key_rng: JobRng::new(seed, JobRng::KEYS),
+            nonce_rng: JobRng::new(seed, JobRng::NONCES),
+            key_index: HashMap::new(),
+            slots: Vec::new(),
+            requests: Vec::new(),
+            request_slots: Vec::new(),
+            used_slots: Vec::new(),
+            keys_created: 0,
+            keys_out: Vec::new(),
+            pending: Pending::default(),
+            consent_cells: HashMap::new(),
+            consent_sets: HashMap::new(),
+            interned: Vec::new(),
+            default_consent: 0,
+            mask_seeds,
+            encryption_cap: MAX_ENCRYPTIONS_PER_KEY,
+        };
+        state.reset_consent_tables();
+        Ok(Job {
+            decoder: CsvDecoder::new(config.source.delimiter, config.source.charset),
+            state,
+            input_ended: false,
+            headers_written: false,
+            failed: false,
+            finished: false,
+            scratch: Scratch::default(),
+        })
     }
+
+    /// Lowers the per-key encryption cap, so tests can prove it trips.
+    #[doc(hidden)]
+    pub fn set_encryption_cap(&mut self, cap: u64) {
+        self.state.encryption_cap = cap;
+    }
+
+    /// Decodes the rows `chunk` completes into the pending batch.
+    ///
+    /// # Errors
+    /// `MissingColumn` / `EmptyInput` for the header (start errors); under
+    /// error policy `fail`, `RaggedRow`, `InvalidEncoding`, `BadTimestamp`.
+    /// After an error the job is failed and refuses further calls.
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        let _ = chunk;
-        todo!()
+        self.check_usable()?;
+        if self.input_ended {
+            return Err(Error::state("push after end_input"));
+        }
+        let state = &mut self.state;
+        let r = self.decoder.push(chunk, &mut |ev| state.on_event(ev));
+        self.guard(r)
     }
+
+    /// Marks the end of the input: decodes a last row without a line end.
+    ///
+    /// # Errors
+    /// As [`Job::push`]; `EmptyInput` when there was no header at all.
+    pub fn end_input(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if self.input_ended {
+            return Ok(());
+        }
+        self.input_ended = true;
+        let state = &mut self.state;
+        let r = self.decoder.finish(&mut |ev| state.on_event(ev));
+        let r = r.and_then(|()| if self.state.columns.is_none() { Err(ErrorKind::EmptyInput.into()) } else { Ok(()) });
+        self.guard(r)
+    }
+
+    /// The column names of the input, once the header has been read.
+    pub fn header(&self) -> Option<&[String]> {
+        self.state.columns.as_ref().map(|c| c.names.as_slice())
+    }
+
+    /// Every (key-field value, window) the pending rows need a key for and
+    /// the job has none, each with a proposed fresh key.
     pub fn key_requests(&self) -> &[KeyRequest] {
-        todo!()
+        &self.state.requests
     }
+
+    /// Answers every current key request, in the order of
+    /// [`Job::key_requests`]: the key the store holds for each combination
+    /// (the proposal itself if the store had none).
+    ///
+    /// # Errors
+    /// `Keys` when the count does not match, a key's cipher is not the
+    /// job's (a group's cipher is fixed at first use), or its material has
+    /// the wrong length.
     pub fn provide_keys(&mut self, keys: Vec<StoredKey>) -> Result<()> {
-        let _ = keys;
-        todo!()
+        self.check_usable()?;
+        let r = self.state.provide_keys(keys);
+        self.guard(r)
     }
+
+    /// Encrypts the pending rows and appends them to `out` (headers first).
+    ///
+    /// # Errors
+    /// `State` if key requests are unanswered; `KeyUsageLimit`.
     pub fn drain(&mut self, out: &mut Outputs) -> Result<()> {
-        let _ = out;
-        todo!()
+        self.check_usable()?;
+        let r = self.drain_inner(out);
+        self.guard(r)
     }
+
+    /// Ends the job: drains what is left and returns its summary.
+    ///
+    /// # Errors
+    /// As [`Job::end_input`] and [`Job::drain`]; `State` if key requests
+    /// are still unanswered (answer them, then call `finish` again).
     pub fn finish(&mut self, out: &mut Outputs) -> Result<Summary> {
-        let _ = out;
-        todo!()
+        if self.finished {
+            return Err(Error::state("finish called twice"));
+        }
+        self.end_input()?;
+        self.drain(out)?;
+        self.finished = true;
+        let s = &self.state;
+        Ok(Summary {
+            rows_read: s.row,
+            rows_written: s.rows_written,
+            rows_skipped: s.rows_skipped,
+            skipped_rows: s.skipped_rows.clone(),
+            derived_rows: s.derived_rows.clone(),
+            keys_used: s.used_slots.len() as u64,
+            keys_created: s.keys_created,
+            values_encrypted: s.values_encrypted,
+            key_uses: s
+                .used_slots
+                .iter()
+                .map(|&i| {
+                    let slot = &s.slots[i as usize];
+                    (slot.key.as_ref().map(|k| k.key_link.clone()).unwrap_or_default(), slot.uses)
+                })
+                .collect(),
+        })
+    }
+
+    /// Rows read so far (header not counted).
+    pub fn rows_read(&self) -> u64 {
+        self.state.row
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.failed {
+            Err(Error::state("the job already failed"))
+        } else if self.finished {
+            Err(Error::state("the job is finished"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn guard<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn drain_inner(&mut self, out: &mut Outputs) -> Result<()> {
+        let state = &mut self.state;
+        if !state.requests.is_empty() {
+            return Err(Error::state("drain before the key requests were answered"));
+        }
+        if out.derived.len() < state.config.derived_data.len() {
+            out.derived.resize_with(state.config.derived_data.len(), Vec::new);
+        }
+        if !self.headers_written {
+            if state.columns.is_none() {
+                return Ok(());
+            }
+            state.write_headers(out);
+            self.headers_written = true;
+        }
+        out.keys.extend_from_slice(&state.keys_out);
+        state.keys_out.clear();
+        let mut ciphers = CipherCache::new();
+        let pending = core::mem::take(&mut state.pending);
+        for meta in &pending.rows {
+            state.write_row(&pending, meta, &mut ciphers, &mut self.scratch, out)?;
+        }
+        // Reuse the buffers' capacity for the next batch.
+        let mut pending = pending;
+        pending.text.clear();
+        pending.ends.clear();
+        pending.rows.clear();
+        state.pending = pending;
+        if state.interned.len() > CONSENT_TABLE_LIMIT || state.consent_cells.len() > CONSENT_TABLE_LIMIT {
+            state.reset_consent_tables();
+        }
+        Ok(())
+    }
+}
+
+/// Ciphers for the keys of one drain, direct-mapped by slot.
+struct CipherCache {
+    entries: Vec<Option<(u32, CellCipher)>>,
+}
+
+impl CipherCache {
+    fn new() -> Self {
+        CipherCache { entries: Vec::new() }
+    }
+    fn get(&mut self, slot: u32, key: &TinkKey) -> &CellCipher {
+        if self.entries.is_empty() {
+            self.entries.resize_with(CIPHER_CACHE, || None);
+        }
+        let e = &mut self.entries[slot as usize % CIPHER_CACHE];
+        if !matches!(e, Some((s, _)) if *s == slot) {
+            *e = Some((slot, CellCipher::new(key)));
+        }
+        match e {
+            Some((_, c)) => c,
+            None => unreachable!("entry was just filled"),
+        }
+    }
+}
+
+impl State {
+    fn reset_consent_tables(&mut self) {
+        self.consent_cells.clear();
+        self.consent_sets.clear();
+        self.interned.clear();
+        let default = self.config.consent.default_levels.clone();
+        self.default_consent = self.intern(default);
+    }
+
+    fn intern(&mut self, levels: ConsentLevels) -> u32 {
+        if let Some(&id) = self.consent_sets.get(&levels) {
+            return id;
+        }
+        let id = self.interned.len() as u32;
+        self.interned.push(Interned { text: levels.to_text(), levels: levels.clone() });
+        self.consent_sets.insert(levels, id);
+        id
+    }
+
+    fn on_event(&mut self, ev: DecodeEvent<'_>) -> Result<()> {
+        match ev {
+            DecodeEvent::Record(rec) if self.columns.is_none() => self.read_header(rec),
+            DecodeEvent::InvalidEncoding { line } if self.columns.is_none() => {
+                Err(ErrorKind::InvalidEncoding { row: 0, line, charset: self.config.source.charset.name() }.into())
+            }
+            DecodeEvent::Record(rec) => {
+                self.row += 1;
+                match self.read_row(rec) {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.apply_policy(e),
+                }
+            }
+            DecodeEvent::InvalidEncoding { line } => {
+                self.row += 1;
+                let e = ErrorKind::InvalidEncoding { row: self.row, line, charset: self.config.source.charset.name() };
+                self.apply_policy(e.into())
+            }
+        }
+    }
+
+    fn apply_policy(&mut self, e: Error) -> Result<()> {
+        match self.config.error_policy {
+            ErrorPolicy::Fail => Err(e),
+            ErrorPolicy::Skip => {
+                self.rows_skipped += 1;
+                if self.skipped_rows.len() < MAX_LISTED_SKIPS {
+                    self.skipped_rows.push(self.row);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn read_header(&mut self, rec: &Record) -> Result<()> {
+        let names: Vec<String> = rec.fields().map(String::from).collect();
+        let find = |name: &str, role: &'static str| -> Result<usize> {
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| ErrorKind::MissingColumn { column: name.into(), role }.into())
+        };
+        let cfg = &self.config;
+        let key = find(&cfg.data_contract.key_field, "key field")?;
+        let timestamp = find(&cfg.encryption.timestamp.field, "timestamp field")?;
+        let consent = match &cfg.consent.extractor {
+            Some(ex) if ex.plugin.is_none() => Some(find(&ex.field, "consent field")?),
+            _ => None,
+        };
+        let subject = match &cfg.data_contract.data_subject_field {
+            Some(f) => Some(find(f, "data subject field")?),
+            None => None,
+        };
+        let mut pii = alloc::vec![None; names.len()];
+        for (name, level) in &cfg.data_contract.pii_fields {
+            pii[find(name, "PII field")?] = Some(*level);
+        }
+        let mut derived = Vec::with_capacity(cfg.derived_data.len());
+        for d in &cfg.derived_data {
+            let mut cells: Vec<Cell> = pii
+                .iter()
+                .map(|p| match p {
+                    Some(level) if !consent::field_decrypted(d.consent_level_type, &d.consent_levels, *level) => Cell::AsEncrypted,
+                    _ => Cell::Plain,
+                })
+                .collect();
+            if let Some(m) = &d.masked_fields {
+                for f in &m.fields {
+                    cells[find(f, "masked field")?] = Cell::Mask;
+                }
+            }
+            derived.push(cells);
+        }
+        self.columns = Some(Columns { names, key, timestamp, consent, subject, pii, derived });
+        Ok(())
+    }
+
+    fn read_row(&mut self, rec: &Record) -> Result<()> {
+        let cols = self.columns.as_ref().expect("header read first");
+        if rec.len() != cols.names.len() {
+            return Err(ErrorKind::RaggedRow { row: self.row, line: rec.line(), expected: cols.names.len(), found: rec.len() }.into());
+        }
+        let ts = &self.config.encryption.timestamp;
+        let epoch_ms = ts.format.epoch_millis(rec.get(cols.timestamp), ts.zone).ok_or_else(|| {
+            Error::new(ErrorKind::BadTimestamp {
+                row: self.row,
+                line: rec.line(),
+                column: ts.field.clone(),
+                format: ts.format_text.clone(),
+            })
+        })?;
+        let consent_col = cols.consent;
+        let key_col = cols.key;
+        let subject_col = cols.subject;
+        let consent = match consent_col {
+            Some(c) => self.consent_of(rec.get(c)),
+            None => self.default_consent,
+        };
+        let window = KeyWindow::of(epoch_ms, self.config.window_ms());
+        let slot = self.slot_for(rec.get(key_col), window, subject_col.map(|c| rec.get(c)));
+        let p = &mut self.pending;
+        let first_field = p.ends.len() as u32;
+        for field in rec.fields() {
+            p.text.push_str(field);
+            p.ends.push(p.text.len() as u32);
+        }
+        p.rows.push(RowMeta { first_field, epoch_ms, slot, consent });
+        Ok(())
+    }
+
+    fn consent_of(&mut self, cell: &str) -> u32 {
+        let cell = cell.trim();
+        if let Some(&id) = self.consent_cells.get(cell) {
+            return id;
+        }
+        let levels = consent::record_levels(&self.config.consent, Some(cell));
+        let id = self.intern(levels);
+        self.consent_cells.insert(String::from(cell), id);
+        id
+    }
+
+    fn slot_for(&mut self, value: &str, window: KeyWindow, subject: Option<&str>) -> u32 {
+        if let Some(&slot) = self.key_index.get(&KeyIdRef { value, window: window.0 }) {
+            return slot;
+        }
+        let slot = self.slots.len() as u32;
+        self.slots.push(KeySlot { key: None, uses: 0 });
+        self.key_index.insert(KeyId { value: value.into(), window: window.0 }, slot);
+        let proposal = self.propose_key();
+        self.requests.push(KeyRequest {
+            key_value: value.into(),
+            window: window.0,
+            window_start_ms: window.start_ms(self.config.window_ms()),
+            subject: subject.map(String::from),
+            proposal,
+        });
+        self.request_slots.push(slot);
+        slot
+    }
+
+    fn propose_key(&mut self) -> StoredKey {
+        let cipher = self.config.encryption.cipher;
+        let mut material = alloc::vec![0u8; cipher.key_len()];
+        self.key_rng.fill(&mut material);
+        let key_id = loop {
+            let id = self.key_rng.next_u32();
+            if id != 0 {
+                break id;
+            }
+        };
+        let key_link = self.key_rng.uuid_v4();
+        StoredKey { key_link, key: TinkKey { key_id, cipher, material: KeyMaterial::new(material) }, uses_before: 0 }
+    }
+
+    fn provide_keys(&mut self, keys: Vec<StoredKey>) -> Result<()> {
+        if keys.len() != self.requests.len() {
+            return Err(ErrorKind::Keys {
+                message: alloc::format!("{} keys provided for {} requests", keys.len(), self.requests.len()),
+            }
+            .into());
+        }
+        let want = self.config.encryption.cipher;
+        for k in &keys {
+            if k.key.cipher != want {
+                return Err(ErrorKind::Keys {
+                    message: alloc::format!(
+                        "the key store holds {} keys for this group, the job asks for {}; a group's cipher is fixed at first use",
+                        k.key.cipher.name(),
+                        want.name()
+                    ),
+                }
+                .into());
+            }
+            if k.key.material.as_bytes().len() != want.key_len() || k.key.key_id == 0 {
+                return Err(ErrorKind::Keys { message: alloc::format!("key {} is malformed", k.key_link) }.into());
+            }
+        }
+        let requests = core::mem::take(&mut self.requests);
+        let slots = core::mem::take(&mut self.request_slots);
+        for ((req, slot), key) in requests.into_iter().zip(slots).zip(keys) {
+            if key.key_link == req.proposal.key_link {
+                self.keys_created += 1;
+            }
+            self.write_keys_row(&key, req.window);
+            self.used_slots.push(slot);
+            self.slots[slot as usize].key = Some(key);
+        }
+        Ok(())
+    }
+
+    fn write_keys_row(&mut self, key: &StoredKey, window: i64) {
+        let enc = CsvEncoder::new(b',', self.config.encryption_keys_data.quote, self.config.encryption_keys_data.line_end);
+        let expires = window
+            .saturating_mul(self.config.window_ms())
+            .saturating_add(i64::from(self.config.encryption.retention_days) * 86_400_000);
+        let out = &mut self.keys_out;
+        enc.field(out, key.key_link.as_bytes(), true);
+        enc.field(out, key.key.to_keyset_json().as_bytes(), false);
+        enc.field(out, self.config.encryption.policy_id.as_deref().unwrap_or("").as_bytes(), false);
+        let mut n = String::new();
+        let _ = write!(n, "{expires}");
+        enc.field(out, n.as_bytes(), false);
+        enc.end_record(out);
+    }
+
+    fn write_headers(&self, out: &mut Outputs) {
+        let cols = self.columns.as_ref().expect("header read first");
+        let d = self.config.source.delimiter;
+        let write = |buf: &mut Vec<u8>, quote: QuoteStyle, line_end: LineEnd| {
+            let enc = CsvEncoder::new(d, quote, line_end);
+            let mut first = true;
+            for name in cols.names.iter().map(String::as_str).chain(META_COLUMNS) {
+                enc.field(buf, name.as_bytes(), first);
+                first = false;
+            }
+            enc.end_record(buf);
+        };
+        let e = &self.config.encrypted_data;
+        write(&mut out.encrypted, e.quote, e.line_end);
+        for (i, dc) in self.config.derived_data.iter().enumerate() {
+            write(&mut out.derived[i], dc.target.quote, dc.target.line_end);
+        }
+        let k = &self.config.encryption_keys_data;
+        let enc = CsvEncoder::new(b',', k.quote, k.line_end);
+        for (i, name) in KEYS_HEADER.iter().enumerate() {
+            enc.field(&mut out.keys, name.as_bytes(), i == 0);
+        }
+        enc.end_record(&mut out.keys);
+    }
+
+    fn write_row(&mut self, pending: &Pending, meta: &RowMeta, ciphers: &mut CipherCache, s: &mut Scratch, out: &mut Outputs) -> Result<()> {
+        let cols = self.columns.as_ref().expect("header read first");
+        let n = cols.names.len();
+        let field = |i: usize| -> &str {
+            let idx = meta.first_field as usize + i;
+            let start = if idx == 0 { 0 } else { pending.ends[idx - 1] as usize };
+            &pending.text[start..pending.ends[idx] as usize]
+        };
+        let slot = &mut self.slots[meta.slot as usize];
+        let key = slot.key.as_ref().ok_or_else(|| Error::state("a row's key was never provided"))?;
+        let cipher = ciphers.get(meta.slot, &key.key);
+        let gcm = key.key.cipher == CipherKind::Aes256Gcm;
+        let field_aad = self.config.encryption.associated_data == AssociatedData::FieldName;
+
+        // Encrypted cells of this row, kept for the derived outputs.
+        s.cells.clear();
+        s.cell_ends.clear();
+        let mut nonce = [0u8; 12];
+        for i in 0..n {
+            let v = field(i);
+            if cols.pii[i].is_some() && !v.is_empty() {
+                if slot.uses + key.uses_before >= self.encryption_cap {
+                    return Err(ErrorKind::KeyUsageLimit { key_link: key.key_link.clone() }.into());
+                }
+                slot.uses += 1;
+                self.values_encrypted += 1;
+                if gcm {
+                    self.nonce_rng.fill(&mut nonce);
+                }
+                let aad = if field_aad { cols.names[i].as_bytes() } else { &[] };
+                cipher.seal_base64(v.as_bytes(), aad, &nonce, &mut s.sealed, &mut s.cells);
+            } else {
+                s.cells.extend_from_slice(v.as_bytes());
+            }
+            s.cell_ends.push(s.cells.len());
+        }
+        let cell = |i: usize| -> &[u8] {
+            let start = if i == 0 { 0 } else { s.cell_ends[i - 1] };
+            &s.cells[start..s.cell_ends[i]]
+        };
+
+        s.number.clear();
+        let _ = write!(s.number, "{}", meta.epoch_ms);
+        let consent = &self.interned[meta.consent as usize];
+        let delim = self.config.source.delimiter;
+        let write_meta = |enc: &CsvEncoder, buf: &mut Vec<u8>| {
+            enc.field(buf, self.config.data_contract.reference.as_bytes(), false);
+            enc.field(buf, b"0", false);
+            enc.field(buf, s.number.as_bytes(), false);
+            enc.field(buf, key.key_link.as_bytes(), false);
+            enc.missing(buf, false);
+            enc.field(buf, consent.text.as_bytes(), false);
+            enc.end_record(buf);
+        };
+
+        let e = &self.config.encrypted_data;
+        let enc = CsvEncoder::new(delim, e.quote, e.line_end);
+        for i in 0..n {
+            enc.field(&mut out.encrypted, cell(i), i == 0);
+        }
+        write_meta(&enc, &mut out.encrypted);
+        self.rows_written += 1;
+
+        for (d, dc) in self.config.derived_data.iter().enumerate() {
+            if !consent::row_allowed(dc.consent_level_type, &dc.consent_levels, &consent.levels) {
+                continue;
+            }
+            self.derived_rows[d] += 1;
+            let enc = CsvEncoder::new(delim, dc.target.quote, dc.target.line_end);
+            let buf = &mut out.derived[d];
+            for (i, how) in cols.derived[d].iter().enumerate() {
+                match how {
+                    Cell::Plain => enc.field(buf, field(i).as_bytes(), i == 0),
+                    Cell::AsEncrypted => enc.field(buf, cell(i), i == 0),
+                    Cell::Mask => {
+                        let v = field(i);
+                        s.mask.clear();
+                        if !v.is_empty() {
+                            let seed = &self.mask_seeds[d];
+                            match dc.masked_fields.as_ref().map(|m| m.hash_type) {
+                                Some(HashType::Murmur3) => mask::murmur3_hex(seed, v.as_bytes(), &mut s.mask),
+                                _ => mask::hmac_sha256_hex(seed, v.as_bytes(), &mut s.mask),
+                            }
+                        }
+                        enc.field(buf, s.mask.as_bytes(), i == 0);
+                    }
+                }
+            }
+            write_meta(&enc, buf);
+        }
+        Ok(())
     }
 }
