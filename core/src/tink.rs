@@ -53,4 +53,10 @@ impl TinkKey {
         let _ = json;
         todo!()
     }
+
+    /// Stub until the crypto work lands.
+    pub fn from_encrypted_keyset_json(json: &str, kek: &crate::cipher::CellCipher) -> Result<Vec<TinkKey>> {
+        let _ = (json, kek);
+        todo!()
+    }
 }
