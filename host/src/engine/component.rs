@@ -1,0 +1,1 @@
+//! The keylink component in wasmtime (filled in by the component work).

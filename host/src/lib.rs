@@ -1,0 +1,2 @@
+//! keylink's host library.
+pub mod engine;
