@@ -1,2 +1,4 @@
 //! keylink's host library.
 pub mod engine;
+pub mod jobstore;
+pub mod keystore;
