@@ -55,13 +55,18 @@ fn decode_all_ways(delimiter: u8, charset: Charset, input: &[u8]) -> Vec<Ev> {
     whole
 }
 
+/// (name, delimiter, charset, input, expected events)
+type DecodeCase = (&'static str, u8, Charset, &'static [u8], Vec<Ev>);
+/// (name, quote, line end, delimiter, rows, expected output)
+type EncodeCase = (&'static str, QuoteStyle, LineEnd, u8, Vec<&'static [Option<&'static str>]>, &'static str);
+
 const U: Charset = Charset::Utf8;
 const L: Charset = Charset::Iso8859_1;
 
 #[test]
 fn decoder_cases() {
     #[rustfmt::skip]
-    let cases: Vec<(&str, u8, Charset, &[u8], Vec<Ev>)> = vec![
+    let cases: Vec<DecodeCase> = vec![
         ("empty input", b',', U, b"", vec![]),
         ("LF", b',', U, b"a,b\n1,2\n", vec![rec(1, &["a", "b"]), rec(2, &["1", "2"])]),
         ("CRLF", b',', U, b"a,b\r\n1,2\r\n", vec![rec(1, &["a", "b"]), rec(2, &["1", "2"])]),
@@ -212,7 +217,7 @@ fn encoder_cases() {
     use LineEnd::{CrLf, Lf};
     use QuoteStyle::{Always, Necessary};
     #[rustfmt::skip]
-    let cases: Vec<(&str, QuoteStyle, LineEnd, u8, Vec<&[Option<&str>]>, &str)> = vec![
+    let cases: Vec<EncodeCase> = vec![
         ("STRM default", Always, CrLf, b',', vec![&[Some("id"), Some("name")], &[Some("1"), Some("")]],
             "\"id\",\"name\"\r\n\"1\",\"\"\r\n"),
         ("always, LF", Always, Lf, b',', vec![&[Some("a"), Some("b")]], "\"a\",\"b\"\n"),
