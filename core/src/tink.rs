@@ -606,10 +606,4 @@ mod tests {
         proto[1] = 1;
         assert!(key_from_proto(CipherKind::Aes256Gcm, 1, &proto, "key[0]").is_err());
     }
-
-    /// Stub until the crypto work lands.
-    pub fn from_encrypted_keyset_json(json: &str, kek: &crate::cipher::CellCipher) -> Result<Vec<TinkKey>> {
-        let _ = (json, kek);
-        todo!()
-    }
 }
