@@ -1000,3 +1000,39 @@ fn redacted_example_files_still_parse() {
         assert_eq!(parse_ok(&redacted_json(&vector(name))), original, "{name}");
     }
 }
+
+#[test]
+fn separator_only_applies_with_field_patterns() {
+    assert_eq!(
+        problem(&with(minimal(), "/consent/consent_level_extractor", json!({ "field": "c", "separator": "|" }))),
+        p("consent.consent_level_extractor.separator", "only applies with `field_patterns`")
+    );
+}
+
+#[test]
+fn null_means_absent_for_optional_keys() {
+    let job = with(minimal(), "/encryption/window_hours", Value::Null);
+    let job = with(serde_json::from_str(&job).unwrap(), "/data_connectors", Value::Null);
+    let c = parse_ok(&job);
+    assert_eq!(c.encryption.window_hours, 24);
+    assert_eq!(
+        problem(&with(minimal(), "/source_data/file_name", Value::Null)),
+        p("source_data.file_name", "required")
+    );
+}
+
+#[test]
+fn wrong_types_are_named() {
+    assert_eq!(
+        problem(&with(minimal(), "/source_data", json!("in.csv"))),
+        p("source_data", "must be an object, found a string")
+    );
+    assert_eq!(
+        problem(&with(minimal(), "/derived_data", json!({}))),
+        p("derived_data", "must be an array, found an object")
+    );
+    assert_eq!(
+        problem(&with(minimal(), "/data_contract/key_field", json!(["a"]))),
+        p("data_contract.key_field", "must be a string, found an array")
+    );
+}

@@ -139,8 +139,9 @@ impl JobConfig {
 
 /// The job file with every inline secret replaced by `<redacted>`, for the
 /// job store. `env:` and `file:` references are kept: they are not secrets.
-/// A file that is not JSON is replaced as a whole (its secrets cannot be
-/// told apart).
+/// The result is re-serialised (pretty-printed, key order kept). A file that
+/// is not JSON is replaced as a whole by `"<redacted>"` (its secrets cannot
+/// be told apart).
 pub fn redacted_json(json: &str) -> String {
     redact::redacted_json(json)
 }
