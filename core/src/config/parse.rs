@@ -22,8 +22,8 @@ mod redact;
 mod sections;
 mod walk;
 
-use sections::{ConnectorRef, RawTarget};
-use walk::{closest, Obj, Problems};
+use sections::RawTarget;
+use walk::{Obj, Problems, closest};
 
 const TOP_KEYS: &[&str] = &[
     "data_connectors",
@@ -60,24 +60,26 @@ impl JobConfig {
         let keys = sections::output(&mut p, &top, "encryption_keys_data");
         let derived = sections::derived(&mut p, &top, contract.as_ref().map(|c| c.reference.as_str()));
         let error_policy = match top.get("error_policy") {
-            Some((path, v)) => walk::choice(&mut p, &path, v, &[("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip)]),
+            Some((path, v)) => {
+                walk::choice(&mut p, &path, v, &[("fail", ErrorPolicy::Fail), ("skip", ErrorPolicy::Skip)])
+            }
             None => Some(ErrorPolicy::Fail),
         };
 
         // Connector references, wherever they were written.
-        let refs = source.as_ref().and_then(|s| s.connector.as_ref()).into_iter().chain(
-            [&encrypted, &keys]
-                .into_iter()
-                .flatten()
-                .chain(derived.iter().map(|d| &d.target))
-                .filter_map(|t| t.connector.as_ref()),
-        );
-        for r in refs {
-            check_connector_ref(&mut p, r, &connector_names);
+        for (path, name) in core::mem::take(&mut p.1) {
+            check_connector_ref(&mut p, &path, &name, &connector_names);
         }
 
-        let (Some(contract), Some(source), Some(consent), Some(encryption), Some(encrypted), Some(keys), Some(error_policy)) =
-            (contract, source, consent, encryption, encrypted, keys, error_policy)
+        let (
+            Some(contract),
+            Some(source),
+            Some(consent),
+            Some(encryption),
+            Some(encrypted),
+            Some(keys),
+            Some(error_policy),
+        ) = (contract, source, consent, encryption, encrypted, keys, error_policy)
         else {
             return Err(invalid(p.0));
         };
@@ -137,8 +139,9 @@ impl JobConfig {
 
 /// The job file with every inline secret replaced by `<redacted>`, for the
 /// job store. `env:` and `file:` references are kept: they are not secrets.
-/// A file that is not JSON is replaced as a whole (its secrets cannot be
-/// told apart).
+/// The result is re-serialised (pretty-printed, key order kept). A file that
+/// is not JSON is replaced as a whole by `"<redacted>"` (its secrets cannot
+/// be told apart).
 pub fn redacted_json(json: &str) -> String {
     redact::redacted_json(json)
 }
@@ -201,16 +204,16 @@ fn contract(
     }
 }
 
-fn check_connector_ref(p: &mut Problems, r: &ConnectorRef, names: &[String]) {
-    if names.iter().any(|n| *n == r.name) {
+fn check_connector_ref(p: &mut Problems, path: &str, name: &str, names: &[String]) {
+    if names.iter().any(|n| n == name) {
         return;
     }
-    let message = match closest(&r.name, names.iter().map(String::as_str)) {
-        Some(s) => format!("no data connector named `{}` in `data_connectors`; did you mean `{s}`?", r.name),
-        None if names.is_empty() => format!("no data connector named `{}`: `data_connectors` is empty", r.name),
-        None => format!("no data connector named `{}` in `data_connectors`", r.name),
+    let message = match closest(name, names.iter().map(String::as_str)) {
+        Some(s) => format!("no data connector named `{name}` in `data_connectors`; did you mean `{s}`?"),
+        None if names.is_empty() => format!("no data connector named `{name}`: `data_connectors` is empty"),
+        None => format!("no data connector named `{name}` in `data_connectors`"),
     };
-    p.add(&r.path, message);
+    p.add(path, message);
 }
 
 /// The source file name without its directory and its last extension:
@@ -248,10 +251,9 @@ fn resolved(l: &Location, connectors: &BTreeMap<String, ConnectorConfig>) -> (St
         Some((_, Some(ConnectorConfig::Gcs { bucket_name, endpoint, .. }))) => {
             (format!("gcs:{}:{bucket_name}", endpoint.as_deref().unwrap_or("")), normalised(&path))
         }
-        Some((_, Some(ConnectorConfig::Azure { storage_account_uri, container_name, .. }))) => (
-            format!("azure:{}:{container_name}", storage_account_uri.trim_end_matches('/')),
-            normalised(&path),
-        ),
+        Some((_, Some(ConnectorConfig::Azure { storage_account_uri, container_name, .. }))) => {
+            (format!("azure:{}:{container_name}", storage_account_uri.trim_end_matches('/')), normalised(&path))
+        }
         Some((name, None)) => (format!("connector:{name}"), normalised(&path)),
     }
 }

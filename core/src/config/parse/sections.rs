@@ -9,15 +9,14 @@ use alloc::vec::Vec;
 
 use serde_json::Value;
 
-use super::walk::{child, closest, index, level, levels, text, whole_number, choice, array, Obj, Problems};
+use super::walk::{Obj, Problems, array, child, choice, closest, index, level, levels, text, whole_number};
 use crate::config::model::*;
 use crate::consent::ConsentLevels;
-use crate::time::{parse_zone, TimestampFormat};
+use crate::time::{TimestampFormat, parse_zone};
 
-/// A `data_connector_ref.name` and the path where it was written.
+/// A `data_connector_ref.name` (recorded for checking by [`connector_ref`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectorRef {
-    pub(crate) path: String,
     pub(crate) name: String,
 }
 
@@ -35,7 +34,14 @@ pub(crate) struct RawTarget {
 
 impl RawTarget {
     fn absent(path: String) -> Self {
-        RawTarget { path, connector: None, path_prefix: None, file_name: None, quote: QuoteStyle::Always, line_end: LineEnd::CrLf }
+        RawTarget {
+            path,
+            connector: None,
+            path_prefix: None,
+            file_name: None,
+            quote: QuoteStyle::Always,
+            line_end: LineEnd::CrLf,
+        }
     }
 }
 
@@ -84,7 +90,15 @@ fn connector(p: &mut Problems, c: &Obj<'_>, kind: &'static str) -> Option<Connec
             let o = c.obj(
                 p,
                 kind,
-                &["bucket_name", "region", "endpoint", "access_key_id", "secret_access_key", "session_token", "assume_role_arn"],
+                &[
+                    "bucket_name",
+                    "region",
+                    "endpoint",
+                    "access_key_id",
+                    "secret_access_key",
+                    "session_token",
+                    "assume_role_arn",
+                ],
             )?;
             ConnectorConfig::S3 {
                 bucket_name: o.required_string(p, "bucket_name").unwrap_or_default(),
@@ -123,7 +137,15 @@ fn connector(p: &mut Problems, c: &Obj<'_>, kind: &'static str) -> Option<Connec
                 client_id = cs.required_string(p, "client_id");
                 client_secret = cs.required_secret(p, "client_secret");
             }
-            ConnectorConfig::Azure { storage_account_uri, container_name, endpoint, account_key, tenant_id, client_id, client_secret }
+            ConnectorConfig::Azure {
+                storage_account_uri,
+                container_name,
+                endpoint,
+                account_key,
+                tenant_id,
+                client_id,
+                client_secret,
+            }
         }
     };
     (p.len() == before).then_some(cfg)
@@ -198,7 +220,8 @@ fn contract_ref(p: &mut Problems, c: &Obj<'_>) -> Option<String> {
 fn connector_ref(p: &mut Problems, o: &Obj<'_>) -> Option<ConnectorRef> {
     let r = o.obj(p, "data_connector_ref", &["name"])?;
     let name = r.required_string(p, "name")?;
-    Some(ConnectorRef { path: r.path_of("name"), name })
+    p.1.push((r.path_of("name"), name.clone()));
+    Some(ConnectorRef { name })
 }
 
 fn source_csv_hint(key: &str) -> Option<&'static str> {
@@ -212,7 +235,6 @@ fn target_csv_hint(key: &str) -> Option<&'static str> {
 
 pub(crate) struct RawSource {
     pub(crate) source: SourceConfig,
-    pub(crate) connector: Option<ConnectorRef>,
     pub(crate) path: String,
 }
 
@@ -225,13 +247,19 @@ pub(crate) fn source(p: &mut Problems, top: &Obj<'_>) -> Option<RawSource> {
     let (mut charset, mut delimiter) = (Charset::Utf8, b',');
     if let Some(dt) = s.obj(p, "data_type", &["csv"]) {
         if let Some((cpath, v)) = dt.get("csv") {
-            if let Some(csv) = Obj::open_with_hint(p, &cpath, v, &["charset", "delimiter"], dt.camel, &source_csv_hint) {
+            if let Some(csv) = Obj::open_with_hint(p, &cpath, v, &["charset", "delimiter"], dt.camel, &source_csv_hint)
+            {
                 if let Some((path, v)) = csv.get("charset") {
                     charset = choice(
                         p,
                         &path,
                         v,
-                        &[("UTF-8", Charset::Utf8), ("utf8", Charset::Utf8), ("ISO-8859-1", Charset::Iso8859_1), ("latin1", Charset::Iso8859_1)],
+                        &[
+                            ("UTF-8", Charset::Utf8),
+                            ("utf8", Charset::Utf8),
+                            ("ISO-8859-1", Charset::Iso8859_1),
+                            ("latin1", Charset::Iso8859_1),
+                        ],
                     )
                     .unwrap_or(charset);
                 }
@@ -254,8 +282,9 @@ pub(crate) fn source(p: &mut Problems, top: &Obj<'_>) -> Option<RawSource> {
     if p.len() != before {
         return None;
     }
-    let location = Location { connector: connector.as_ref().map(|c| c.name.clone()), path_prefix, file_name: file_name? };
-    Some(RawSource { source: SourceConfig { location, charset, delimiter }, connector, path: s.path })
+    let location =
+        Location { connector: connector.as_ref().map(|c| c.name.clone()), path_prefix, file_name: file_name? };
+    Some(RawSource { source: SourceConfig { location, charset, delimiter }, path: s.path })
 }
 
 // ------------------------------------------------------------------- targets
@@ -281,11 +310,13 @@ fn target(p: &mut Problems, parent: &Obj<'_>) -> Option<RawTarget> {
         if let Some((cpath, v)) = dt.get("csv") {
             if let Some(csv) = Obj::open_with_hint(p, &cpath, v, &["quote", "line_end"], dt.camel, &target_csv_hint) {
                 if let Some((path, v)) = csv.get("quote") {
-                    out.quote = choice(p, &path, v, &[("always", QuoteStyle::Always), ("necessary", QuoteStyle::Necessary)])
-                        .unwrap_or(out.quote);
+                    out.quote =
+                        choice(p, &path, v, &[("always", QuoteStyle::Always), ("necessary", QuoteStyle::Necessary)])
+                            .unwrap_or(out.quote);
                 }
                 if let Some((path, v)) = csv.get("line_end") {
-                    out.line_end = choice(p, &path, v, &[("crlf", LineEnd::CrLf), ("lf", LineEnd::Lf)]).unwrap_or(out.line_end);
+                    out.line_end =
+                        choice(p, &path, v, &[("crlf", LineEnd::CrLf), ("lf", LineEnd::Lf)]).unwrap_or(out.line_end);
                 }
             }
         }
@@ -310,7 +341,9 @@ pub(crate) fn consent(p: &mut Problems, top: &Obj<'_>) -> Option<ConsentConfig> 
         if let Some((ppath, map)) = e.map(p, "field_patterns") {
             let mut v = Vec::new();
             for (value, entry) in map {
-                let Some(o) = Obj::open(p, &child(&ppath, value), entry, &["consent_levels"], e.camel) else { continue };
+                let Some(o) = Obj::open(p, &child(&ppath, value), entry, &["consent_levels"], e.camel) else {
+                    continue;
+                };
                 if let Some((lpath, lv)) = o.require(p, "consent_levels") {
                     if let Some(l) = levels(p, &lpath, lv) {
                         v.push((value.clone(), ConsentLevels::new(l)));
@@ -349,7 +382,9 @@ pub(crate) fn encryption(p: &mut Problems, top: &Obj<'_>) -> Option<EncryptionCo
     let e = top.required_obj(p, "encryption", ENCRYPTION_KEYS)?;
     let batch_job_group_id = e.string(p, "batch_job_group_id");
     let cipher = match e.get("cipher") {
-        Some((path, v)) => choice(p, &path, v, &[("aes-256-gcm", CipherKind::Aes256Gcm), ("aes-256-siv", CipherKind::Aes256Siv)]),
+        Some((path, v)) => {
+            choice(p, &path, v, &[("aes-256-gcm", CipherKind::Aes256Gcm), ("aes-256-siv", CipherKind::Aes256Siv)])
+        }
         None => Some(CipherKind::Aes256Gcm),
     };
     let associated_data = match e.get("associated_data") {
@@ -357,7 +392,11 @@ pub(crate) fn encryption(p: &mut Problems, top: &Obj<'_>) -> Option<EncryptionCo
             p,
             &path,
             v,
-            &[("none", AssociatedData::None), ("field-name", AssociatedData::FieldName), ("field_name", AssociatedData::FieldName)],
+            &[
+                ("none", AssociatedData::None),
+                ("field-name", AssociatedData::FieldName),
+                ("field_name", AssociatedData::FieldName),
+            ],
         ),
         None => match cipher {
             Some(CipherKind::Aes256Siv) => Some(AssociatedData::None),
@@ -438,7 +477,8 @@ pub(crate) fn derived(p: &mut Problems, top: &Obj<'_>, contract_ref: Option<&str
     for (i, item) in items.iter().enumerate() {
         let before = p.len();
         let ipath = index(&path, i);
-        let Some(d) = Obj::open(p, &ipath, item, &["target", "consent_levels", "consent_level_type", "masked_fields"], top.camel)
+        let Some(d) =
+            Obj::open(p, &ipath, item, &["target", "consent_levels", "consent_level_type", "masked_fields"], top.camel)
         else {
             continue;
         };
@@ -452,9 +492,12 @@ pub(crate) fn derived(p: &mut Problems, top: &Obj<'_>, contract_ref: Option<&str
             Some((lpath, ConsentLevels::new(l)))
         });
         let consent_level_type = match d.get("consent_level_type") {
-            Some((tpath, v)) => {
-                choice(p, &tpath, v, &[("GRANULAR", ConsentLevelType::Granular), ("CUMULATIVE", ConsentLevelType::Cumulative)])
-            }
+            Some((tpath, v)) => choice(
+                p,
+                &tpath,
+                v,
+                &[("GRANULAR", ConsentLevelType::Granular), ("CUMULATIVE", ConsentLevelType::Cumulative)],
+            ),
             None => Some(ConsentLevelType::Granular),
         };
         if let (Some(ConsentLevelType::Cumulative), Some((lpath, l))) = (consent_level_type, &consent_levels) {
@@ -462,11 +505,15 @@ pub(crate) fn derived(p: &mut Problems, top: &Obj<'_>, contract_ref: Option<&str
                 p.add(lpath, "CUMULATIVE needs exactly one level");
             }
         }
-        let masked_fields = d.obj(p, "masked_fields", &["hash_type", "seed", "field_patterns", "fields"]).and_then(|m| masked(p, &m, contract_ref));
+        let masked_fields = d
+            .obj(p, "masked_fields", &["hash_type", "seed", "field_patterns", "fields"])
+            .and_then(|m| masked(p, &m, contract_ref));
         if p.len() != before {
             continue;
         }
-        if let (Some(target), Some((_, consent_levels)), Some(consent_level_type)) = (target, consent_levels, consent_level_type) {
+        if let (Some(target), Some((_, consent_levels)), Some(consent_level_type)) =
+            (target, consent_levels, consent_level_type)
+        {
             out.push(RawDerived { target, consent_levels, consent_level_type, masked_fields });
         }
     }
@@ -476,7 +523,9 @@ pub(crate) fn derived(p: &mut Problems, top: &Obj<'_>, contract_ref: Option<&str
 fn masked(p: &mut Problems, m: &Obj<'_>, contract_ref: Option<&str>) -> Option<MaskedFields> {
     let before = p.len();
     let hash_type = match m.get("hash_type") {
-        Some((path, v)) => choice(p, &path, v, &[("hmac-sha256", HashType::HmacSha256), ("murmur3", HashType::Murmur3)]),
+        Some((path, v)) => {
+            choice(p, &path, v, &[("hmac-sha256", HashType::HmacSha256), ("murmur3", HashType::Murmur3)])
+        }
         None => Some(HashType::HmacSha256),
     };
     let seed = m.required_secret(p, "seed");

@@ -20,9 +20,11 @@ use serde_json::{Map, Value};
 use crate::config::model::SecretRef;
 use crate::error::ConfigProblem;
 
-/// Collects problems during one walk.
+/// Collects problems during one walk, and the connector references seen
+/// (path of the `name`, the name): they are checked after the walk, even in
+/// sections that have other problems.
 #[derive(Default)]
-pub(crate) struct Problems(pub(crate) Vec<ConfigProblem>);
+pub(crate) struct Problems(pub(crate) Vec<ConfigProblem>, pub(crate) Vec<(String, String)>);
 
 impl Problems {
     pub(crate) fn add(&mut self, path: &str, message: impl Into<String>) {
@@ -175,8 +177,7 @@ impl<'a> Obj<'a> {
                     let message = if let Some(h) = hint(key) {
                         format!("unknown key ({h})")
                     } else {
-                        let spellings: Vec<String> =
-                            known.iter().flat_map(|k| [String::from(*k), camel(k)]).collect();
+                        let spellings: Vec<String> = known.iter().flat_map(|k| [String::from(*k), camel(k)]).collect();
                         match closest(key, spellings.iter().map(String::as_str)) {
                             Some(s) => format!("unknown key; did you mean `{s}`?"),
                             None => String::from("unknown key"),
