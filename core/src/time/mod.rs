@@ -85,6 +85,7 @@ impl TimestampFormat {
 
     /// The epoch milliseconds (floored) of `value`, with `zone` applied
     /// when the value carries no offset or zone. None if it does not parse.
+    #[must_use]
     pub fn epoch_millis(&self, value: &str, zone: chrono_tz::Tz) -> Option<i64> {
         let bytes = value.trim().as_bytes();
         match self {
@@ -99,6 +100,7 @@ impl TimestampFormat {
 }
 
 /// An IANA zone by name (`Europe/Amsterdam`, `UTC`).
+#[must_use]
 pub fn parse_zone(id: &str) -> Option<chrono_tz::Tz> {
     id.parse().ok()
 }
