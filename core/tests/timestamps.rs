@@ -216,6 +216,7 @@ fn java_patterns() {
         ok("date only pattern", "yyyy-MM-dd", "2026-03-01", "Europe/Amsterdam", "2026-02-28T23:00:00Z"),
         ok("non-ascii literal", "yyyy年MM月dd日", "2026年03月01日", "UTC", "2026-03-01T00:00:00Z"),
         ok("whitespace trimmed", "yyyy-MM-dd HH:mm", " 2026-03-01 12:00 ", "UTC", "2026-03-01T12:00:00Z"),
+        ok("pattern whitespace trimmed too", " yyyy-MM-dd HH:mm ", "2026-03-01 12:00", "UTC", "2026-03-01T12:00:00Z"),
         bad("empty", "yyyy-MM-dd HH:mm:ss", ""),
         bad("letters", "yyyy-MM-dd HH:mm:ss", "not a date"),
         bad("month 13", "yyyy-MM-dd HH:mm:ss", "2026-13-01 00:00:00"),
