@@ -17,8 +17,8 @@
 //! default zone with java.time's daylight-saving rules (`zone.rs`).
 //!
 //! Readers work on the cell's bytes, never slicing a `str`, so no input can
-//! hit a char boundary panic. Leading and trailing whitespace is trimmed for
-//! every format. Results are floored to the millisecond, like java.time's
+//! hit a char boundary panic. Leading and trailing whitespace is trimmed from
+//! every value, and from patterns too so the two stay in step. Results are floored to the millisecond, like java.time's
 //! `Instant.toEpochMilli`, also for instants before 1970.
 
 use alloc::format;
@@ -36,6 +36,14 @@ mod zone;
 pub use pattern::CompiledPattern;
 
 /// A compiled timestamp format.
+///
+/// ```
+/// use keylink_core::time::{parse_zone, TimestampFormat};
+/// let format = TimestampFormat::parse("yyyy-MM-dd HH:mm:ss").unwrap();
+/// let amsterdam = parse_zone("Europe/Amsterdam").unwrap();
+/// assert_eq!(format.epoch_millis("2010-12-01 08:26:00", amsterdam), Some(1_291_188_360_000));
+/// assert_eq!(format.epoch_millis("2010-12-01 08:26", amsterdam), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimestampFormat {
     Iso8601,
@@ -74,17 +82,19 @@ impl TimestampFormat {
                 "the timestamp format is empty; use iso8601, epoch_millis, epoch_seconds or a pattern",
             ));
         }
-        // Patterns are used untrimmed: their spaces are significant.
-        let compiled = if spec.contains('%') {
-            strftime::compile(spec).map(TimestampFormat::Strftime)
+        // Values are trimmed before matching, so the pattern is too: a
+        // pattern's leading space would otherwise never match anything.
+        let compiled = if name.contains('%') {
+            strftime::compile(name).map(TimestampFormat::Strftime)
         } else {
-            java::compile(spec).map(TimestampFormat::Java)
+            java::compile(name).map(TimestampFormat::Java)
         };
         compiled.map_err(|message| format!("invalid timestamp format: {message}"))
     }
 
     /// The epoch milliseconds (floored) of `value`, with `zone` applied
     /// when the value carries no offset or zone. None if it does not parse.
+    #[must_use]
     pub fn epoch_millis(&self, value: &str, zone: chrono_tz::Tz) -> Option<i64> {
         let bytes = value.trim().as_bytes();
         match self {
@@ -99,6 +109,7 @@ impl TimestampFormat {
 }
 
 /// An IANA zone by name (`Europe/Amsterdam`, `UTC`).
+#[must_use]
 pub fn parse_zone(id: &str) -> Option<chrono_tz::Tz> {
     id.parse().ok()
 }
