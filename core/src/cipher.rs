@@ -19,6 +19,7 @@
 //! one opaque [`crate::ErrorKind::Crypto`]. The associated data is what binds
 //! a cell to its context (the column name for `field-name`): a cell moved to
 //! another column, or opened with another key, fails to open.
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use aes_gcm::aead::array::Array;
@@ -36,8 +37,9 @@ const GCM_NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 enum Engine {
-    /// Holds the expanded AES key and the GHASH key.
-    Gcm(Aes256Gcm),
+    /// The expanded AES key and the GHASH key (boxed: about 1 KiB, against
+    /// 64 bytes for SIV).
+    Gcm(Box<Aes256Gcm>),
     /// The 64-byte SIV key (CMAC half ‖ CTR half). `aes_siv::siv::Siv`
     /// needs `&mut self` (its CMAC state), so an instance is keyed per call
     /// instead of shared; `aes_siv::Aes256SivAead` does the same internally.
@@ -57,7 +59,10 @@ impl core::fmt::Debug for CellCipher {
             Engine::Gcm(_) => "aes-256-gcm",
             Engine::Siv(_) => "aes-256-siv",
         };
-        f.debug_struct("CellCipher").field("key_id", &self.key_id).field("cipher", &cipher).finish_non_exhaustive()
+        f.debug_struct("CellCipher")
+            .field("key_id", &self.key_id)
+            .field("cipher", &cipher)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +77,11 @@ impl CellCipher {
     pub fn new(key: &TinkKey) -> Self {
         match Self::try_new(key) {
             Ok(c) => c,
-            Err(_) => panic!("key material of key {} has the wrong length for {}", key.key_id, key.cipher.name()),
+            Err(_) => panic!(
+                "key material of key {} has the wrong length for {}",
+                key.key_id,
+                key.cipher.name()
+            ),
         }
     }
 
@@ -94,7 +103,9 @@ impl CellCipher {
             })
         };
         let engine = match key.cipher {
-            CipherKind::Aes256Gcm => Engine::Gcm(Aes256Gcm::new_from_slice(material).map_err(|_| bad_len())?),
+            CipherKind::Aes256Gcm => Engine::Gcm(Box::new(
+                Aes256Gcm::new_from_slice(material).map_err(|_| bad_len())?,
+            )),
             CipherKind::Aes256Siv => {
                 let mut k = Zeroizing::new([0u8; 64]);
                 if material.len() != k.len() {
@@ -104,7 +115,11 @@ impl CellCipher {
                 Engine::Siv(k)
             }
         };
-        Ok(CellCipher { key_id: key.key_id, prefix: output_prefix(key.key_id), engine })
+        Ok(CellCipher {
+            key_id: key.key_id,
+            prefix: output_prefix(key.key_id),
+            engine,
+        })
     }
 
     /// The Tink key id of this cipher's key.
@@ -120,7 +135,14 @@ impl CellCipher {
     ///
     /// # Security
     /// For GCM, `nonce` must never repeat under this key.
-    pub fn seal_base64(&self, plaintext: &[u8], aad: &[u8], nonce: &[u8; 12], scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    pub fn seal_base64(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        nonce: &[u8; 12],
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) {
         scratch.clear();
         self.seal(plaintext, aad, nonce, scratch);
         let Some(len) = base64::encoded_len(scratch.len(), true) else {
@@ -129,7 +151,10 @@ impl CellCipher {
         let start = out.len();
         out.resize(start + len, 0);
         // `out[start..]` has exactly the encoded length, so this cannot fail.
-        if BASE64.encode_slice(scratch.as_slice(), &mut out[start..]).is_err() {
+        if BASE64
+            .encode_slice(scratch.as_slice(), &mut out[start..])
+            .is_err()
+        {
             out.truncate(start);
         }
     }
@@ -153,20 +178,33 @@ impl CellCipher {
 
     /// Appends `nonce ‖ ciphertext ‖ tag` (GCM) or `SIV ‖ ciphertext` (SIV),
     /// encrypting in place in `out`.
-    fn seal_body(&self, headers: &[&[u8]], plaintext: &[u8], nonce: &[u8; 12], out: &mut Vec<u8>) -> Result<()> {
+    fn seal_body(
+        &self,
+        headers: &[&[u8]],
+        plaintext: &[u8],
+        nonce: &[u8; 12],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         match &self.engine {
             Engine::Gcm(gcm) => {
-                let [aad] = headers else { return Err(Error::crypto()) };
+                let [aad] = headers else {
+                    return Err(Error::crypto());
+                };
                 out.extend_from_slice(nonce);
                 let body = out.len();
                 out.extend_from_slice(plaintext);
                 let tag = gcm
-                    .encrypt_inout_detached(Array::cast_from_core(nonce), aad, (&mut out[body..]).into())
+                    .encrypt_inout_detached(
+                        Array::cast_from_core(nonce),
+                        aad,
+                        (&mut out[body..]).into(),
+                    )
                     .map_err(|_| Error::crypto())?;
                 out.extend_from_slice(&tag);
             }
             Engine::Siv(key) => {
-                let mut siv = Aes256Siv::new_from_slice(key.as_slice()).map_err(|_| Error::crypto())?;
+                let mut siv =
+                    Aes256Siv::new_from_slice(key.as_slice()).map_err(|_| Error::crypto())?;
                 let siv_at = out.len();
                 out.extend_from_slice(&[0u8; TAG_LEN]);
                 let body = out.len();
@@ -184,7 +222,9 @@ impl CellCipher {
     fn open_body(&self, headers: &[&[u8]], body: &[u8]) -> Result<Vec<u8>> {
         match &self.engine {
             Engine::Gcm(gcm) => {
-                let [aad] = headers else { return Err(Error::crypto()) };
+                let [aad] = headers else {
+                    return Err(Error::crypto());
+                };
                 if body.len() < GCM_NONCE_LEN + TAG_LEN {
                     return Err(Error::crypto());
                 }
@@ -203,7 +243,8 @@ impl CellCipher {
                 }
                 let (tag, ciphertext) = body.split_at(TAG_LEN);
                 let tag = <&Array<u8, _>>::try_from(tag).map_err(|_| Error::crypto())?;
-                let mut siv = Aes256Siv::new_from_slice(key.as_slice()).map_err(|_| Error::crypto())?;
+                let mut siv =
+                    Aes256Siv::new_from_slice(key.as_slice()).map_err(|_| Error::crypto())?;
                 let mut buf = ciphertext.to_vec();
                 siv.decrypt_inout_detached(headers.iter(), buf.as_mut_slice().into(), tag)
                     .map_err(|_| Error::crypto())?;
@@ -229,7 +270,9 @@ impl CellCipher {
     /// # Errors
     /// `Crypto` if the cell is not standard padded Base64, or as [`Self::open`].
     pub fn open_base64(&self, cell: &str, aad: &[u8]) -> Result<Vec<u8>> {
-        let raw = BASE64.decode(cell.as_bytes()).map_err(|_| Error::crypto())?;
+        let raw = BASE64
+            .decode(cell.as_bytes())
+            .map_err(|_| Error::crypto())?;
         self.open(&raw, aad)
     }
 
@@ -237,7 +280,13 @@ impl CellCipher {
     /// tests (Wycheproof): GCM `nonce ‖ ciphertext ‖ tag`, SIV `SIV ‖
     /// ciphertext`. Same code path as [`Self::seal`].
     #[doc(hidden)]
-    pub fn seal_raw(&self, plaintext: &[u8], aad: &[u8], nonce: &[u8; 12], out: &mut Vec<u8>) -> Result<()> {
+    pub fn seal_raw(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        nonce: &[u8; 12],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.seal_body(&[aad], plaintext, nonce, out)
     }
 
@@ -255,7 +304,12 @@ impl CellCipher {
     /// nonce-based AEAD-AES-SIV-CMAC Wycheproof set pass `[aad, nonce]`).
     /// GCM accepts exactly one header.
     #[doc(hidden)]
-    pub fn seal_raw_headers(&self, headers: &[&[u8]], plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn seal_raw_headers(
+        &self,
+        headers: &[&[u8]],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.seal_body(headers, plaintext, &[0; 12], out)
     }
 

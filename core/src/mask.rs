@@ -58,7 +58,11 @@ pub fn murmur3_hex(seed: &[u8], value: &[u8], out: &mut String) {
 /// `{:x}` of a u64 without going through `core::fmt` (hot path of derived
 /// outputs).
 fn push_hex_unpadded(v: u64, out: &mut String) {
-    let digits = if v == 0 { 1 } else { (64 - v.leading_zeros()).div_ceil(4) };
+    let digits = if v == 0 {
+        1
+    } else {
+        (64 - v.leading_zeros()).div_ceil(4)
+    };
     for i in (0..digits).rev() {
         let nibble = (v >> (i * 4)) & 0xf;
         out.push(char::from(HEX[nibble as usize]));
@@ -93,13 +97,7 @@ fn mix_k2(k2: u64) -> u64 {
 /// the two parts as they are read.
 pub(crate) fn murmur3_x64_128_concat(a: &[u8], b: &[u8], seed: u64) -> (u64, u64) {
     let total = a.len() + b.len();
-    let byte_at = |i: usize| -> u8 {
-        if i < a.len() {
-            a[i]
-        } else {
-            b[i - a.len()]
-        }
-    };
+    let byte_at = |i: usize| -> u8 { if i < a.len() { a[i] } else { b[i - a.len()] } };
     let mut h1 = seed;
     let mut h2 = seed;
     let nblocks = total / 16;
@@ -122,9 +120,17 @@ pub(crate) fn murmur3_x64_128_concat(a: &[u8], b: &[u8], seed: u64) -> (u64, u64
         k2.copy_from_slice(hi);
 
         h1 ^= mix_k1(u64::from_le_bytes(k1));
-        h1 = h1.rotate_left(27).wrapping_add(h2).wrapping_mul(5).wrapping_add(0x52dc_e729);
+        h1 = h1
+            .rotate_left(27)
+            .wrapping_add(h2)
+            .wrapping_mul(5)
+            .wrapping_add(0x52dc_e729);
         h2 ^= mix_k2(u64::from_le_bytes(k2));
-        h2 = h2.rotate_left(31).wrapping_add(h1).wrapping_mul(5).wrapping_add(0x3849_5ab5);
+        h2 = h2
+            .rotate_left(31)
+            .wrapping_add(h1)
+            .wrapping_mul(5)
+            .wrapping_add(0x3849_5ab5);
     }
 
     // Tail: the last `total % 16` bytes, little-endian into k1 (bytes 0..8)
@@ -176,8 +182,14 @@ mod tests {
         // Test vectors of the Go package github.com/spaolacci/murmur3
         // (murmur_test.go, seed 0): a short tail, a block plus a tail > 8,
         // and two blocks minus some.
-        assert_eq!(murmur(b"hello"), (0xcbd8_a7b3_41bd_9b02, 0x5b1e_906a_48ae_1d19));
-        assert_eq!(murmur(b"hello, world"), (0x342f_ac62_3a5e_bc8e, 0x4cdc_bc07_9642_414d));
+        assert_eq!(
+            murmur(b"hello"),
+            (0xcbd8_a7b3_41bd_9b02, 0x5b1e_906a_48ae_1d19)
+        );
+        assert_eq!(
+            murmur(b"hello, world"),
+            (0x342f_ac62_3a5e_bc8e, 0x4cdc_bc07_9642_414d)
+        );
         assert_eq!(
             murmur(b"19 Jan 2038 at 3:14:07 AM"),
             (0xb89e_5988_b737_affc, 0x664f_c295_0231_b2cb)

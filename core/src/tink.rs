@@ -162,9 +162,15 @@ impl TinkKey {
     /// (AES-256 only), an `AesSivKey` that is not 64 bytes, or no usable key.
     pub fn from_keyset_json(json: &str) -> Result<Vec<TinkKey>> {
         let root: Value = serde_json::from_str(json).map_err(|e| {
-            key_format(format!("keyset is not valid JSON (line {}, column {})", e.line(), e.column()))
+            key_format(format!(
+                "keyset is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
         })?;
-        let root = root.as_object().ok_or_else(|| key_format("keyset is not a JSON object".into()))?;
+        let root = root
+            .as_object()
+            .ok_or_else(|| key_format("keyset is not a JSON object".into()))?;
         let keys = field(root, "key", "key")
             .ok_or_else(|| key_format("keyset has no `key` list".into()))?
             .as_array()
@@ -173,31 +179,48 @@ impl TinkKey {
         let mut out = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let at = |what: &str| format!("key[{i}]{what}");
-            let key = key.as_object().ok_or_else(|| key_format(format!("{} is not an object", at(""))))?;
+            let key = key
+                .as_object()
+                .ok_or_else(|| key_format(format!("{} is not an object", at(""))))?;
             let status = enum_field(key, "status", "status", &at(".status"), enum_status)?;
-            let prefix =
-                enum_field(key, "outputPrefixType", "output_prefix_type", &at(".outputPrefixType"), enum_prefix)?;
+            let prefix = enum_field(
+                key,
+                "outputPrefixType",
+                "output_prefix_type",
+                &at(".outputPrefixType"),
+                enum_prefix,
+            )?;
             let key_id = json_key_id(field(key, "keyId", "key_id"), &at(".keyId"))?;
             let data = field(key, "keyData", "key_data")
                 .and_then(Value::as_object)
-                .ok_or_else(|| key_format(format!("{} is missing or not an object", at(".keyData"))))?;
+                .ok_or_else(|| {
+                    key_format(format!("{} is missing or not an object", at(".keyData")))
+                })?;
             let type_url = field(data, "typeUrl", "type_url")
                 .and_then(Value::as_str)
-                .ok_or_else(|| key_format(format!("{} is missing or not a string", at(".keyData.typeUrl"))))?;
+                .ok_or_else(|| {
+                    key_format(format!(
+                        "{} is missing or not a string",
+                        at(".keyData.typeUrl")
+                    ))
+                })?;
             let value_b64 = field(data, "value", "value")
                 .and_then(Value::as_str)
-                .ok_or_else(|| key_format(format!("{} is missing or not a string", at(".keyData.value"))))?;
+                .ok_or_else(|| {
+                    key_format(format!(
+                        "{} is missing or not a string",
+                        at(".keyData.value")
+                    ))
+                })?;
             if status != STATUS_ENABLED || prefix != PREFIX_TINK {
                 continue;
             }
             let Some(cipher) = cipher_of_type_url(type_url) else {
                 continue;
             };
-            let value = Zeroizing::new(
-                BASE64
-                    .decode(value_b64)
-                    .map_err(|_| key_format(format!("{} is not valid Base64", at(".keyData.value"))))?,
-            );
+            let value = Zeroizing::new(BASE64.decode(value_b64).map_err(|_| {
+                key_format(format!("{} is not valid Base64", at(".keyData.value")))
+            })?);
             out.push(key_from_proto(cipher, key_id, &value, &at(""))?);
         }
         if out.is_empty() {
@@ -271,9 +294,7 @@ fn key_format(message: String) -> Error {
 }
 
 fn no_usable_key() -> Error {
-    key_format(
-        "keyset holds no enabled AesGcmKey or AesSivKey with output prefix TINK".to_string(),
-    )
+    key_format("keyset holds no enabled AesGcmKey or AesSivKey with output prefix TINK".to_string())
 }
 
 fn cipher_of_type_url(type_url: &str) -> Option<CipherKind> {
@@ -320,8 +341,12 @@ fn enum_field(
     by_name: fn(&str) -> Option<u64>,
 ) -> Result<u64> {
     match field(o, camel, snake) {
-        Some(Value::String(s)) => by_name(s).ok_or_else(|| key_format(format!("{path} has an unknown value"))),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| key_format(format!("{path} is not a valid enum number"))),
+        Some(Value::String(s)) => {
+            by_name(s).ok_or_else(|| key_format(format!("{path} has an unknown value")))
+        }
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| key_format(format!("{path} is not a valid enum number"))),
         Some(_) => Err(key_format(format!("{path} is not a string"))),
         None => Err(key_format(format!("{path} is missing"))),
     }
@@ -340,7 +365,11 @@ fn json_key_id(v: Option<&Value>, path: &str) -> Result<u32> {
     let id = match n {
         Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => n as u32,
         Some(n) if (i64::from(i32::MIN)..0).contains(&n) => (n as i32) as u32,
-        _ => return Err(key_format(format!("{path} is not a 32-bit unsigned integer"))),
+        _ => {
+            return Err(key_format(format!(
+                "{path} is not a 32-bit unsigned integer"
+            )));
+        }
     };
     if id == 0 {
         return Err(key_format(format!("{path} is 0; key ids must be non-zero")));
@@ -372,9 +401,12 @@ fn key_from_proto(cipher: CipherKind, key_id: u32, proto: &[u8], at: &str) -> Re
         }
     }
     if version != 0 {
-        return Err(key_format(format!("{at}: {type_name} version {version} is not supported (only 0)")));
+        return Err(key_format(format!(
+            "{at}: {type_name} version {version} is not supported (only 0)"
+        )));
     }
-    let material = material.ok_or_else(|| key_format(format!("{at}: the {type_name} has no key value")))?;
+    let material =
+        material.ok_or_else(|| key_format(format!("{at}: the {type_name} has no key value")))?;
     if material.len() != cipher.key_len() {
         let message = match cipher {
             CipherKind::Aes256Gcm => format!(
@@ -388,7 +420,11 @@ fn key_from_proto(cipher: CipherKind, key_id: u32, proto: &[u8], at: &str) -> Re
         };
         return Err(key_format(message));
     }
-    Ok(TinkKey { key_id, cipher, material: KeyMaterial::new(material.to_vec()) })
+    Ok(TinkKey {
+        key_id,
+        cipher,
+        material: KeyMaterial::new(material.to_vec()),
+    })
 }
 
 /// Every usable key of a binary `Keyset` proto.
@@ -431,14 +467,21 @@ fn keys_from_keyset_proto(keyset: &[u8]) -> Result<Vec<TinkKey>> {
         if status != STATUS_ENABLED || prefix != PREFIX_TINK {
             continue;
         }
-        let Some(cipher) = core::str::from_utf8(type_url).ok().and_then(cipher_of_type_url) else {
+        let Some(cipher) = core::str::from_utf8(type_url)
+            .ok()
+            .and_then(cipher_of_type_url)
+        else {
             continue;
         };
         // uint32 on the wire; anything wider is a malformed keyset.
         let key_id = u32::try_from(key_id)
             .ok()
             .filter(|&id| id != 0)
-            .ok_or_else(|| key_format(format!("{at}.keyId is not a non-zero 32-bit unsigned integer")))?;
+            .ok_or_else(|| {
+                key_format(format!(
+                    "{at}.keyId is not a non-zero 32-bit unsigned integer"
+                ))
+            })?;
         out.push(key_from_proto(cipher, key_id, value, &at)?);
     }
     if out.is_empty() {
@@ -570,7 +613,9 @@ mod tests {
         // Length 5, only 2 bytes follow.
         assert!(ProtoReader::new(&[0x12, 0x05, 1, 2]).next_field().is_err());
         // An 11-byte varint.
-        let long = [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        let long = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
         assert!(ProtoReader::new(&long).next_field().is_err());
         // Field number 0.
         assert!(ProtoReader::new(&[0x00, 0x00]).next_field().is_err());
@@ -578,11 +623,19 @@ mod tests {
 
     #[test]
     fn key_proto_layout() {
-        let gcm = TinkKey { key_id: 7, cipher: CipherKind::Aes256Gcm, material: KeyMaterial::new(vec![0xaa; 32]) };
+        let gcm = TinkKey {
+            key_id: 7,
+            cipher: CipherKind::Aes256Gcm,
+            material: KeyMaterial::new(vec![0xaa; 32]),
+        };
         let p = gcm.key_proto();
         assert_eq!(&p[..2], &[0x1a, 0x20]);
         assert_eq!(p.len(), 34);
-        let siv = TinkKey { key_id: 7, cipher: CipherKind::Aes256Siv, material: KeyMaterial::new(vec![0xbb; 64]) };
+        let siv = TinkKey {
+            key_id: 7,
+            cipher: CipherKind::Aes256Siv,
+            material: KeyMaterial::new(vec![0xbb; 64]),
+        };
         let p = siv.key_proto();
         assert_eq!(&p[..2], &[0x12, 0x40]);
         assert_eq!(p.len(), 66);
@@ -590,7 +643,11 @@ mod tests {
 
     #[test]
     fn keyset_proto_round_trip_and_unknown_fields() {
-        let key = TinkKey { key_id: 0xdead_beef, cipher: CipherKind::Aes256Siv, material: KeyMaterial::new(vec![3; 64]) };
+        let key = TinkKey {
+            key_id: 0xdead_beef,
+            cipher: CipherKind::Aes256Siv,
+            material: KeyMaterial::new(vec![3; 64]),
+        };
         let mut proto = key.keyset_proto().to_vec();
         // An unknown varint field and an unknown fixed64 field are skipped.
         proto.extend_from_slice(&[0x48, 0x05, 0x51, 0, 0, 0, 0, 0, 0, 0, 0]);

