@@ -279,19 +279,29 @@ impl CsvDecoder {
                 }
                 _ => return on(DecodeEvent::InvalidEncoding { line }),
             },
-            Charset::Iso8859_1 => {
-                let mut start = 0;
-                for &end in ends {
-                    // csv-core's ends are increasing and within the output;
-                    // `get` keeps a broken invariant from becoming a panic.
-                    let field = raw.get(start..end).unwrap_or_default();
-                    latin1_to_utf8(field, &mut record.text);
-                    record.ends.push(record.text.len());
-                    start = end;
+            Charset::Iso8859_1 => match core::str::from_utf8(raw) {
+                // ASCII reads the same in both charsets: copy it at once.
+                Ok(text) if raw.is_ascii() => {
+                    record.text.push_str(text);
+                    record.ends.extend_from_slice(ends);
                 }
-            }
+                _ => latin1_record_to_utf8(raw, ends, record),
+            },
         }
         on(DecodeEvent::Record(&self.record))
+    }
+}
+
+/// Transcodes a record field by field, so the ends follow the longer text.
+fn latin1_record_to_utf8(raw: &[u8], ends: &[usize], record: &mut Record) {
+    let mut start = 0;
+    for &end in ends {
+        // csv-core's ends are increasing and within the output; `get` keeps
+        // a broken invariant from becoming a panic.
+        let field = raw.get(start..end).unwrap_or_default();
+        latin1_to_utf8(field, &mut record.text);
+        record.ends.push(record.text.len());
+        start = end;
     }
 }
 
