@@ -86,7 +86,6 @@ const RAW_START: usize = 1024;
 const ENDS_START: usize = 32;
 
 pub struct CsvDecoder {
-    delimiter: u8,
     charset: Charset,
     reader: Reader,
     /// How many leading bytes of the input matched the BOM so far; `None` once
@@ -110,7 +109,6 @@ pub struct CsvDecoder {
 impl CsvDecoder {
     pub fn new(delimiter: u8, charset: Charset) -> Self {
         CsvDecoder {
-            delimiter,
             charset,
             reader: primed_reader(delimiter),
             bom_seen: Some(0),
@@ -207,7 +205,9 @@ impl CsvDecoder {
     }
 
     fn reset(&mut self) {
-        self.reader = primed_reader(self.delimiter);
+        // Keeps the built transition table; only the parse state goes.
+        self.reader.reset();
+        prime(&mut self.reader);
         self.bom_seen = Some(0);
         self.in_record = false;
         self.record_line = 1;
@@ -279,31 +279,45 @@ impl CsvDecoder {
                 }
                 _ => return on(DecodeEvent::InvalidEncoding { line }),
             },
-            Charset::Iso8859_1 => {
-                let mut start = 0;
-                for &end in ends {
-                    // csv-core's ends are increasing and within the output;
-                    // `get` keeps a broken invariant from becoming a panic.
-                    let field = raw.get(start..end).unwrap_or_default();
-                    latin1_to_utf8(field, &mut record.text);
-                    record.ends.push(record.text.len());
-                    start = end;
+            Charset::Iso8859_1 => match core::str::from_utf8(raw) {
+                // ASCII reads the same in both charsets: copy it at once.
+                Ok(text) if raw.is_ascii() => {
+                    record.text.push_str(text);
+                    record.ends.extend_from_slice(ends);
                 }
-            }
+                _ => latin1_record_to_utf8(raw, ends, record),
+            },
         }
         on(DecodeEvent::Record(&self.record))
+    }
+}
+
+/// Transcodes a record field by field, so the ends follow the longer text.
+fn latin1_record_to_utf8(raw: &[u8], ends: &[usize], record: &mut Record) {
+    let mut start = 0;
+    for &end in ends {
+        // csv-core's ends are increasing and within the output; `get` keeps
+        // a broken invariant from becoming a panic.
+        let field = raw.get(start..end).unwrap_or_default();
+        latin1_to_utf8(field, &mut record.text);
+        record.ends.push(record.text.len());
+        start = end;
     }
 }
 
 /// A csv-core reader for our dialect whose own BOM stripping is switched off.
 fn primed_reader(delimiter: u8) -> Reader {
     let mut reader = ReaderBuilder::new().delimiter(delimiter).build();
+    prime(&mut reader);
+    reader
+}
+
+fn prime(reader: &mut Reader) {
     // A read into empty buffers consumes nothing but marks the reader as
     // having read, which disables its BOM check (design note, point 2). The
     // one-byte input must be non-empty (empty means end of data) and shorter
     // than a BOM.
     let _ = reader.read_record(b"x", &mut [], &mut []);
-    reader
 }
 
 fn grow<T: Default + Clone>(buf: &mut Vec<T>) {

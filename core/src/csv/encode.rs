@@ -71,6 +71,12 @@ impl CsvEncoder {
 fn write_quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.reserve(value.len() + 2);
     out.push(b'"');
+    if !value.contains(&b'"') {
+        // The common case: one copy.
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
     let mut parts = value.split(|&b| b == b'"');
     if let Some(part) = parts.next() {
         out.extend_from_slice(part);
