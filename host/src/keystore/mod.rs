@@ -187,6 +187,12 @@ impl Kek {
         self.key.key_id
     }
 
+    /// A cipher over the KEK, to open Tink encrypted keysets (the keys
+    /// output written with a KEK).
+    pub fn cipher(&self) -> CellCipher {
+        CellCipher::new(&self.key)
+    }
+
     /// A value that identifies this KEK without revealing it:
     /// HMAC-SHA-256(key = KEK material, message = `"keylink kek fingerprint v1"`),
     /// lowercase hex.
