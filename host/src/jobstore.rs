@@ -62,7 +62,8 @@ CREATE TRIGGER IF NOT EXISTS job_states_append_only_delete BEFORE DELETE ON job_
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at_ms);
 ";
 
-const LATEST_STATE: &str = "SELECT state, message FROM job_states WHERE job_id = ?1 ORDER BY seq DESC LIMIT 1";
+const LATEST_STATE: &str =
+    "SELECT state, message FROM job_states WHERE job_id = ?1 ORDER BY seq DESC LIMIT 1";
 const APPEND_STATE: &str = "INSERT INTO job_states (job_id, seq, at_ms, state, message) \
      SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4 FROM job_states WHERE job_id = ?1";
 
@@ -197,16 +198,24 @@ impl SqliteJobStore {
                 "INSERT INTO meta (name, value) VALUES ('jobs_schema_version', ?1) ON CONFLICT (name) DO NOTHING",
                 [JOBS_SCHEMA_VERSION.to_string()],
             )?;
-            let v: String = tx.query_row("SELECT value FROM meta WHERE name = 'jobs_schema_version'", [], |r| r.get(0))?;
+            let v: String = tx.query_row(
+                "SELECT value FROM meta WHERE name = 'jobs_schema_version'",
+                [],
+                |r| r.get(0),
+            )?;
             tx.commit()?;
             Ok(v)
         })?;
         if version != JOBS_SCHEMA_VERSION.to_string() {
             return Err(JobStoreError::Corrupt {
-                message: format!("unsupported job store schema version {version} (this keylink supports {JOBS_SCHEMA_VERSION})"),
+                message: format!(
+                    "unsupported job store schema version {version} (this keylink supports {JOBS_SCHEMA_VERSION})"
+                ),
             });
         }
-        Ok(SqliteJobStore { conn: Mutex::new(conn) })
+        Ok(SqliteJobStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -219,7 +228,13 @@ impl SqliteJobStore {
     ///
     /// # Errors
     /// [`JobStoreError::InvalidId`], [`JobStoreError::AlreadyExists`], SQLite errors.
-    pub fn create_job(&self, id: &str, config_json: &str, base_dir: &str, now_ms: i64) -> Result<(), JobStoreError> {
+    pub fn create_job(
+        &self,
+        id: &str,
+        config_json: &str,
+        base_dir: &str,
+        now_ms: i64,
+    ) -> Result<(), JobStoreError> {
         if uuid::Uuid::try_parse(id).is_err() {
             return Err(JobStoreError::InvalidId { id: id.to_owned() });
         }
@@ -240,27 +255,48 @@ impl SqliteJobStore {
             tx.commit()?;
             Ok(n == 1)
         })?;
-        if created { Ok(()) } else { Err(JobStoreError::AlreadyExists { id: id.to_owned() }) }
+        if created {
+            Ok(())
+        } else {
+            Err(JobStoreError::AlreadyExists { id: id.to_owned() })
+        }
     }
 
     /// Appends a state to the job's list.
     ///
     /// # Errors
     /// [`JobStoreError::NotFound`], SQLite errors.
-    pub fn append_state(&self, id: &str, state: JobState, message: &str, now_ms: i64) -> Result<(), JobStoreError> {
+    pub fn append_state(
+        &self,
+        id: &str,
+        state: JobState,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<(), JobStoreError> {
         let mut conn = self.conn();
         let outcome = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // The SELECT over an unknown job yields one row with seq 1, so
             // check existence first rather than rely on the foreign key.
-            let exists = tx.prepare_cached("SELECT 1 FROM jobs WHERE job_id = ?1")?.exists([id])?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM jobs WHERE job_id = ?1")?
+                .exists([id])?;
             if exists {
-                tx.prepare_cached(APPEND_STATE)?.execute(params![id, now_ms, state.as_str(), message])?;
+                tx.prepare_cached(APPEND_STATE)?.execute(params![
+                    id,
+                    now_ms,
+                    state.as_str(),
+                    message
+                ])?;
             }
             tx.commit()?;
             Ok(exists)
         })?;
-        if outcome { Ok(()) } else { Err(JobStoreError::NotFound { id: id.to_owned() }) }
+        if outcome {
+            Ok(())
+        } else {
+            Err(JobStoreError::NotFound { id: id.to_owned() })
+        }
     }
 
     /// Atomically claims a job for starting: appends STARTED only if its
@@ -276,11 +312,19 @@ impl SqliteJobStore {
         // one write lock, so no other process can claim in between.
         let claim = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let latest: Option<String> = tx.prepare_cached(LATEST_STATE)?.query_row([id], |r| r.get(0)).optional()?;
+            let latest: Option<String> = tx
+                .prepare_cached(LATEST_STATE)?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
             let claim = match latest {
                 None => Claim::Missing,
                 Some(s) if JobState::from_name(&s).is_some_and(JobState::is_startable) => {
-                    tx.prepare_cached(APPEND_STATE)?.execute(params![id, now_ms, JobState::Started.as_str(), ""])?;
+                    tx.prepare_cached(APPEND_STATE)?.execute(params![
+                        id,
+                        now_ms,
+                        JobState::Started.as_str(),
+                        ""
+                    ])?;
                     Claim::Done
                 }
                 Some(s) => Claim::Refused(s),
@@ -291,7 +335,10 @@ impl SqliteJobStore {
         match claim {
             Claim::Done => Ok(()),
             Claim::Missing => Err(JobStoreError::NotFound { id: id.to_owned() }),
-            Claim::Refused(s) => Err(JobStoreError::NotPending { id: id.to_owned(), state: parse_state(&s)? }),
+            Claim::Refused(s) => Err(JobStoreError::NotPending {
+                id: id.to_owned(),
+                state: parse_state(&s)?,
+            }),
         }
     }
 
@@ -304,8 +351,16 @@ impl SqliteJobStore {
         let found = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let job = tx
-                .prepare_cached("SELECT created_at_ms, config_json, base_dir FROM jobs WHERE job_id = ?1")?
-                .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                .prepare_cached(
+                    "SELECT created_at_ms, config_json, base_dir FROM jobs WHERE job_id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
                 .optional()?;
             let states = match job {
                 None => Vec::new(),
@@ -322,9 +377,21 @@ impl SqliteJobStore {
         };
         let states = states
             .into_iter()
-            .map(|(at_ms, s, message)| Ok(StateEntry { at_ms, state: parse_state(&s)?, message }))
+            .map(|(at_ms, s, message)| {
+                Ok(StateEntry {
+                    at_ms,
+                    state: parse_state(&s)?,
+                    message,
+                })
+            })
             .collect::<Result<Vec<_>, JobStoreError>>()?;
-        Ok(Some(JobRecord { id: id.to_owned(), created_at_ms, config_json, base_dir, states }))
+        Ok(Some(JobRecord {
+            id: id.to_owned(),
+            created_at_ms,
+            config_json,
+            base_dir,
+            states,
+        }))
     }
 
     /// The `limit` most recently created jobs, newest first: id, creation
@@ -332,7 +399,10 @@ impl SqliteJobStore {
     ///
     /// # Errors
     /// SQLite errors; [`JobStoreError::Corrupt`] for an unknown state name.
-    pub fn list(&self, limit: usize) -> Result<Vec<(String, i64, JobState, String)>, JobStoreError> {
+    pub fn list(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, i64, JobState, String)>, JobStoreError> {
         let conn = self.conn();
         let rows = retry_busy(|| {
             conn.prepare_cached(
@@ -342,14 +412,23 @@ impl SqliteJobStore {
                  ORDER BY j.created_at_ms DESC, j.job_id LIMIT ?1",
             )?
             .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        rows.into_iter().map(|(id, created, s, message)| Ok((id, created, parse_state(&s)?, message))).collect()
+        rows.into_iter()
+            .map(|(id, created, s, message)| Ok((id, created, parse_state(&s)?, message)))
+            .collect()
     }
 }
 
 fn parse_state(s: &str) -> Result<JobState, JobStoreError> {
-    JobState::from_name(s).ok_or_else(|| JobStoreError::Corrupt { message: format!("unknown job state {s:?}") })
+    JobState::from_name(s).ok_or_else(|| JobStoreError::Corrupt {
+        message: format!("unknown job state {s:?}"),
+    })
 }

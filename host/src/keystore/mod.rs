@@ -40,14 +40,23 @@ pub trait KeyStore: Send + Sync {
     /// [`KeyStoreError::CipherMismatch`] if the group's cipher (fixed at
     /// first use) differs from `cipher`; [`KeyStoreError::InvalidProposal`]
     /// if a proposal does not fit `cipher`; storage errors.
-    fn get_or_create(&self, group: &str, cipher: CipherKind, requests: &[KeyRequest]) -> Result<Vec<StoredKey>, KeyStoreError>;
+    fn get_or_create(
+        &self,
+        group: &str,
+        cipher: CipherKind,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<StoredKey>, KeyStoreError>;
 
     /// Read-only lookup for dry runs: `Some(key)` where one exists, in
     /// request order. Never inserts (proposals are ignored).
     ///
     /// # Errors
     /// Storage errors, or a key that cannot be unwrapped.
-    fn lookup(&self, group: &str, requests: &[KeyRequest]) -> Result<Vec<Option<StoredKey>>, KeyStoreError>;
+    fn lookup(
+        &self,
+        group: &str,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<Option<StoredKey>>, KeyStoreError>;
 
     /// Adds a job's per-key encryption counts (key link → count) to the
     /// stored usage counters. Links the store does not hold (shredded in the
@@ -88,24 +97,36 @@ pub trait KeyStore: Send + Sync {
 pub enum KeyStoreError {
     /// The group already uses another cipher (fixed at its first use).
     #[error("batch job group {group:?} uses cipher {} (fixed at its first use); this job asks for {}", stored.name(), requested.name())]
-    CipherMismatch { group: String, stored: CipherKind, requested: CipherKind },
+    CipherMismatch {
+        group: String,
+        stored: CipherKind,
+        requested: CipherKind,
+    },
     /// A proposal does not fit the requested cipher or is malformed.
     #[error("invalid key proposal for batch job group {group:?}: {message}")]
     InvalidProposal { group: String, message: String },
     /// The store's keys are wrapped with a KEK and none was given.
-    #[error("the key store's key material is wrapped with a key-encryption key (KEK key id {kek_key_id}); give that KEK to open it")]
+    #[error(
+        "the key store's key material is wrapped with a key-encryption key (KEK key id {kek_key_id}); give that KEK to open it"
+    )]
     KekRequired { kek_key_id: u32 },
     /// The given KEK is not the one the store's keys are wrapped with.
-    #[error("the given key-encryption key (key id {given}) is not the one this key store was created with (key id {stored})")]
+    #[error(
+        "the given key-encryption key (key id {given}) is not the one this key store was created with (key id {stored})"
+    )]
     KekMismatch { stored: u32, given: u32 },
     /// A KEK was given for a store created without one (its keys are raw).
-    #[error("this key store was created without a key-encryption key (its key material is stored unwrapped); open it without a KEK")]
+    #[error(
+        "this key store was created without a key-encryption key (its key material is stored unwrapped); open it without a KEK"
+    )]
     KekNotExpected,
     /// The KEK keyset could not be used.
     #[error("invalid key-encryption key: {message}")]
     InvalidKek { message: String },
     /// A wrapped key did not open under the KEK (tampered or moved row).
-    #[error("the key material of key link {key_link} failed to unwrap under the key-encryption key")]
+    #[error(
+        "the key material of key link {key_link} failed to unwrap under the key-encryption key"
+    )]
     Unwrap { key_link: String },
     /// The store was created with an external HMAC secret and none was given.
     #[error("this key store was created with an external HMAC secret; give it to open the store")]
@@ -141,7 +162,9 @@ pub struct Kek {
 
 impl fmt::Debug for Kek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kek").field("key_id", &self.key.key_id).finish_non_exhaustive()
+        f.debug_struct("Kek")
+            .field("key_id", &self.key.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,13 +175,18 @@ impl Kek {
     /// # Errors
     /// [`KeyStoreError::InvalidKek`] naming what is wrong (never key bytes).
     pub fn from_keyset_json(json: &str) -> Result<Kek, KeyStoreError> {
-        let keys = TinkKey::from_keyset_json(json).map_err(|e| KeyStoreError::InvalidKek { message: e.to_string() })?;
+        let keys = TinkKey::from_keyset_json(json).map_err(|e| KeyStoreError::InvalidKek {
+            message: e.to_string(),
+        })?;
         let mut keys = keys.into_iter();
         match (keys.next(), keys.next()) {
             (Some(key), None) => Kek::new(key),
-            (None, _) => Err(KeyStoreError::InvalidKek { message: "the keyset holds no usable key".into() }),
+            (None, _) => Err(KeyStoreError::InvalidKek {
+                message: "the keyset holds no usable key".into(),
+            }),
             (Some(_), Some(_)) => Err(KeyStoreError::InvalidKek {
-                message: "the keyset holds more than one key; a KEK keyset must hold exactly one".into(),
+                message: "the keyset holds more than one key; a KEK keyset must hold exactly one"
+                    .into(),
             }),
         }
     }
@@ -172,11 +200,16 @@ impl Kek {
     pub fn new(key: TinkKey) -> Result<Kek, KeyStoreError> {
         if key.cipher != CipherKind::Aes256Gcm {
             return Err(KeyStoreError::InvalidKek {
-                message: format!("a KEK must be an aes-256-gcm key, not {}", key.cipher.name()),
+                message: format!(
+                    "a KEK must be an aes-256-gcm key, not {}",
+                    key.cipher.name()
+                ),
             });
         }
         if key.material.as_bytes().len() != CipherKind::Aes256Gcm.key_len() {
-            return Err(KeyStoreError::InvalidKek { message: "a KEK needs 32 bytes of key material".into() });
+            return Err(KeyStoreError::InvalidKek {
+                message: "a KEK needs 32 bytes of key material".into(),
+            });
         }
         let cipher = CellCipher::new(&key);
         Ok(Kek { key, cipher })
@@ -208,12 +241,20 @@ impl Kek {
     ///
     /// # Security
     /// `nonce` must be fresh random bytes, never used before with this KEK.
-    pub(crate) fn wrap_with_nonce(&self, material: &[u8], key_link: &str, nonce: &[u8; 12]) -> Result<Vec<u8>, KeyStoreError> {
+    pub(crate) fn wrap_with_nonce(
+        &self,
+        material: &[u8],
+        key_link: &str,
+        nonce: &[u8; 12],
+    ) -> Result<Vec<u8>, KeyStoreError> {
         let mut out = Vec::with_capacity(5 + 12 + material.len() + 16);
-        self.cipher.seal(material, key_link.as_bytes(), nonce, &mut out);
+        self.cipher
+            .seal(material, key_link.as_bytes(), nonce, &mut out);
         if out.is_empty() {
             // `seal` leaves `out` untouched only on an internal AEAD failure.
-            return Err(KeyStoreError::Corrupt { message: "wrapping key material failed".into() });
+            return Err(KeyStoreError::Corrupt {
+                message: "wrapping key material failed".into(),
+            });
         }
         Ok(out)
     }
@@ -222,6 +263,8 @@ impl Kek {
     pub(crate) fn unwrap(&self, wrapped: &[u8], key_link: &str) -> Result<Vec<u8>, KeyStoreError> {
         self.cipher
             .open(wrapped, key_link.as_bytes())
-            .map_err(|_| KeyStoreError::Unwrap { key_link: key_link.to_owned() })
+            .map_err(|_| KeyStoreError::Unwrap {
+                key_link: key_link.to_owned(),
+            })
     }
 }

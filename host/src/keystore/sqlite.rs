@@ -139,7 +139,8 @@ const INSERT_KEY: &str = "INSERT INTO keys (group_id, key_value_hmac, window, wi
      ON CONFLICT (group_id, key_value_hmac, window) DO NOTHING";
 const SELECT_KEY: &str = "SELECT key_link, key_id, cipher, material, wrapped, uses FROM keys \
      WHERE group_id = ?1 AND key_value_hmac = ?2 AND window = ?3";
-const SELECT_BY_LINK: &str = "SELECT key_link, key_id, cipher, material, wrapped, uses FROM keys WHERE key_link = ?1";
+const SELECT_BY_LINK: &str =
+    "SELECT key_link, key_id, cipher, material, wrapped, uses FROM keys WHERE key_link = ?1";
 
 /// Opens `path` with the settings every connection to a keylink database
 /// uses (WAL, busy timeout, secure delete). Shared with the job store.
@@ -164,7 +165,8 @@ pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusql
     loop {
         match f() {
             Err(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) && attempt < BUSY_RETRIES =>
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    && attempt < BUSY_RETRIES =>
             {
                 attempt += 1;
                 thread::sleep(Duration::from_millis(10 * u64::from(attempt.min(10))));
@@ -175,7 +177,10 @@ pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusql
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The HMAC secret of a store: key-field and subject values are only kept
@@ -184,7 +189,8 @@ struct Secret(Zeroizing<[u8; SECRET_LEN]>);
 
 impl Secret {
     fn mac(&self) -> Hmac<Sha256> {
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0[..]).expect("HMAC accepts keys of any length")
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0[..])
+            .expect("HMAC accepts keys of any length")
     }
 
     /// HMAC-SHA-256(secret, group ‖ 0x00 ‖ value).
@@ -219,7 +225,9 @@ pub struct SqliteKeyStore {
 
 impl std::fmt::Debug for SqliteKeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteKeyStore").field("kek", &self.kek).finish_non_exhaustive()
+        f.debug_struct("SqliteKeyStore")
+            .field("kek", &self.kek)
+            .finish_non_exhaustive()
     }
 }
 
@@ -254,18 +262,28 @@ impl SqliteKeyStore {
     /// # Errors
     /// As [`Self::open`]; [`KeyStoreError::SecretMismatch`] if the store was
     /// created with another secret (or with a secret of its own).
-    pub fn open_with_secret(path: &Path, kek: Option<Kek>, secret: &[u8; 32]) -> Result<Self, KeyStoreError> {
+    pub fn open_with_secret(
+        path: &Path,
+        kek: Option<Kek>,
+        secret: &[u8; 32],
+    ) -> Result<Self, KeyStoreError> {
         Self::open_inner(path, kek, Some(Secret(Zeroizing::new(*secret))))
     }
 
-    fn open_inner(path: &Path, kek: Option<Kek>, external: Option<Secret>) -> Result<Self, KeyStoreError> {
+    fn open_inner(
+        path: &Path,
+        kek: Option<Kek>,
+        external: Option<Secret>,
+    ) -> Result<Self, KeyStoreError> {
         let mut conn = open_connection(path)?;
         // Two processes may create the file at once: the schema and the
         // settings are written in one IMMEDIATE transaction, and whoever
         // comes second sees the first one's settings.
         let mut fresh_secret = Zeroizing::new([0u8; SECRET_LEN]);
         getrandom::fill(&mut fresh_secret[..]).map_err(|e| KeyStoreError::Random(e.to_string()))?;
-        let kek_settings = kek.as_ref().map(|k| (k.key_id().to_string(), k.fingerprint()));
+        let kek_settings = kek
+            .as_ref()
+            .map(|k| (k.key_id().to_string(), k.fingerprint()));
         let meta = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(KEY_SCHEMA)?;
@@ -274,7 +292,10 @@ impl SqliteKeyStore {
                 let check = match &external {
                     Some(s) => s.check(),
                     None => {
-                        tx.execute("INSERT INTO meta (name, value) VALUES ('hmac_secret', ?1)", [&fresh_secret[..]])?;
+                        tx.execute(
+                            "INSERT INTO meta (name, value) VALUES ('hmac_secret', ?1)",
+                            [&fresh_secret[..]],
+                        )?;
                         Secret(fresh_secret.clone()).check()
                     }
                 };
@@ -289,7 +310,11 @@ impl SqliteKeyStore {
             let meta = StoreMeta {
                 version: get_meta_text(&tx, "schema_version")?.unwrap_or_default(),
                 secret: tx
-                    .query_row("SELECT value FROM meta WHERE name = 'hmac_secret'", [], |r| r.get::<_, Vec<u8>>(0))
+                    .query_row(
+                        "SELECT value FROM meta WHERE name = 'hmac_secret'",
+                        [],
+                        |r| r.get::<_, Vec<u8>>(0),
+                    )
                     .optional()?,
                 secret_check: get_meta_text(&tx, "hmac_secret_check")?.unwrap_or_default(),
                 kek_key_id: get_meta_text(&tx, "kek_key_id")?.unwrap_or_default(),
@@ -300,15 +325,19 @@ impl SqliteKeyStore {
         })?;
 
         if meta.version != SCHEMA_VERSION.to_string() {
-            return Err(KeyStoreError::UnsupportedSchema { found: meta.version, supported: SCHEMA_VERSION });
+            return Err(KeyStoreError::UnsupportedSchema {
+                found: meta.version,
+                supported: SCHEMA_VERSION,
+            });
         }
         let secret = match (external, meta.secret) {
             (Some(s), _) => s,
             (None, Some(bytes)) => {
                 let bytes = Zeroizing::new(bytes);
-                let arr: [u8; SECRET_LEN] = bytes[..]
-                    .try_into()
-                    .map_err(|_| KeyStoreError::Corrupt { message: "meta.hmac_secret is not 32 bytes".into() })?;
+                let arr: [u8; SECRET_LEN] =
+                    bytes[..].try_into().map_err(|_| KeyStoreError::Corrupt {
+                        message: "meta.hmac_secret is not 32 bytes".into(),
+                    })?;
                 Secret(Zeroizing::new(arr))
             }
             (None, None) => return Err(KeyStoreError::SecretRequired),
@@ -320,16 +349,25 @@ impl SqliteKeyStore {
             (None, "") => {}
             (Some(_), "") => return Err(KeyStoreError::KekNotExpected),
             (None, id) => {
-                return Err(KeyStoreError::KekRequired { kek_key_id: parse_kek_id(id)? });
+                return Err(KeyStoreError::KekRequired {
+                    kek_key_id: parse_kek_id(id)?,
+                });
             }
             (Some(k), id) => {
                 let stored = parse_kek_id(id)?;
                 if k.key_id() != stored || k.fingerprint() != meta.kek_fingerprint {
-                    return Err(KeyStoreError::KekMismatch { stored, given: k.key_id() });
+                    return Err(KeyStoreError::KekMismatch {
+                        stored,
+                        given: k.key_id(),
+                    });
                 }
             }
         }
-        Ok(SqliteKeyStore { conn: Mutex::new(conn), secret, kek })
+        Ok(SqliteKeyStore {
+            conn: Mutex::new(conn),
+            secret,
+            kek,
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -338,8 +376,16 @@ impl SqliteKeyStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn prepare(&self, group: &str, cipher: CipherKind, requests: &[KeyRequest]) -> Result<Vec<Prepared>, KeyStoreError> {
-        let invalid = |message: String| KeyStoreError::InvalidProposal { group: group.to_owned(), message };
+    fn prepare(
+        &self,
+        group: &str,
+        cipher: CipherKind,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<Prepared>, KeyStoreError> {
+        let invalid = |message: String| KeyStoreError::InvalidProposal {
+            group: group.to_owned(),
+            message,
+        };
         // One OS call for every nonce of the batch.
         let mut nonces = Vec::new();
         if self.kek.is_some() {
@@ -352,27 +398,45 @@ impl SqliteKeyStore {
             .map(|(i, r)| {
                 let p = &r.proposal;
                 if p.key.cipher != cipher {
-                    return Err(invalid(format!("proposal {} is {}, not {}", p.key_link, p.key.cipher.name(), cipher.name())));
+                    return Err(invalid(format!(
+                        "proposal {} is {}, not {}",
+                        p.key_link,
+                        p.key.cipher.name(),
+                        cipher.name()
+                    )));
                 }
                 if p.key.material.as_bytes().len() != cipher.key_len() {
-                    return Err(invalid(format!("proposal {} has key material of the wrong length", p.key_link)));
+                    return Err(invalid(format!(
+                        "proposal {} has key material of the wrong length",
+                        p.key_link
+                    )));
                 }
                 if p.key.key_id == 0 {
                     return Err(invalid(format!("proposal {} has key id 0", p.key_link)));
                 }
                 if !is_canonical_uuid(&p.key_link) {
-                    return Err(invalid("a proposal's key link is not a lowercase hyphenated UUID".into()));
+                    return Err(invalid(
+                        "a proposal's key link is not a lowercase hyphenated UUID".into(),
+                    ));
                 }
                 let stored_material = match &self.kek {
                     Some(kek) => {
-                        let nonce: &[u8; 12] = nonces[i * 12..i * 12 + 12].try_into().expect("12 bytes");
-                        Zeroizing::new(kek.wrap_with_nonce(p.key.material.as_bytes(), &p.key_link, nonce)?)
+                        let nonce: &[u8; 12] =
+                            nonces[i * 12..i * 12 + 12].try_into().expect("12 bytes");
+                        Zeroizing::new(kek.wrap_with_nonce(
+                            p.key.material.as_bytes(),
+                            &p.key_link,
+                            nonce,
+                        )?)
                     }
                     None => Zeroizing::new(p.key.material.as_bytes().to_vec()),
                 };
                 Ok(Prepared {
                     key_value_hmac: self.secret.value_hmac(group, &r.key_value),
-                    subject_hmac: r.subject.as_deref().map(|s| self.secret.value_hmac(group, s)),
+                    subject_hmac: r
+                        .subject
+                        .as_deref()
+                        .map(|s| self.secret.value_hmac(group, s)),
                     stored_material,
                 })
             })
@@ -406,11 +470,15 @@ struct StoreMeta {
 }
 
 fn get_meta_text(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()
+    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()
 }
 
 fn parse_kek_id(id: &str) -> Result<u32, KeyStoreError> {
-    id.parse().map_err(|_| KeyStoreError::Corrupt { message: "meta.kek_key_id is not a key id".into() })
+    id.parse().map_err(|_| KeyStoreError::Corrupt {
+        message: "meta.kek_key_id is not a key id".into(),
+    })
 }
 
 fn is_canonical_uuid(s: &str) -> bool {
@@ -418,7 +486,12 @@ fn is_canonical_uuid(s: &str) -> bool {
 }
 
 impl KeyStore for SqliteKeyStore {
-    fn get_or_create(&self, group: &str, cipher: CipherKind, requests: &[KeyRequest]) -> Result<Vec<StoredKey>, KeyStoreError> {
+    fn get_or_create(
+        &self,
+        group: &str,
+        cipher: CipherKind,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<StoredKey>, KeyStoreError> {
         // Hashing and wrapping happen before the lock is taken, so other
         // processes wait for the database only as long as SQLite works.
         let prepared = self.prepare(group, cipher, requests)?;
@@ -475,21 +548,37 @@ impl KeyStore for SqliteKeyStore {
         })?;
         drop(conn);
         let rows = outcome.map_err(|stored| match CipherKind::from_name(&stored) {
-            Some(stored) => KeyStoreError::CipherMismatch { group: group.to_owned(), stored, requested: cipher },
-            None => KeyStoreError::Corrupt { message: format!("group {group:?} has an unknown cipher") },
+            Some(stored) => KeyStoreError::CipherMismatch {
+                group: group.to_owned(),
+                stored,
+                requested: cipher,
+            },
+            None => KeyStoreError::Corrupt {
+                message: format!("group {group:?} has an unknown cipher"),
+            },
         })?;
         requests
             .iter()
             .zip(rows)
             .map(|(r, row)| match row {
-                None => Ok(StoredKey { uses_before: 0, ..r.proposal.clone() }),
+                None => Ok(StoredKey {
+                    uses_before: 0,
+                    ..r.proposal.clone()
+                }),
                 Some(raw) => raw.decode(self),
             })
             .collect()
     }
 
-    fn lookup(&self, group: &str, requests: &[KeyRequest]) -> Result<Vec<Option<StoredKey>>, KeyStoreError> {
-        let hashes: Vec<[u8; 32]> = requests.iter().map(|r| self.secret.value_hmac(group, &r.key_value)).collect();
+    fn lookup(
+        &self,
+        group: &str,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<Option<StoredKey>>, KeyStoreError> {
+        let hashes: Vec<[u8; 32]> = requests
+            .iter()
+            .map(|r| self.secret.value_hmac(group, &r.key_value))
+            .collect();
         let mut conn = self.conn();
         // One read transaction: a consistent snapshot of the whole batch.
         let rows = retry_busy(|| {
@@ -498,14 +587,20 @@ impl KeyStore for SqliteKeyStore {
             {
                 let mut select = tx.prepare_cached(SELECT_KEY)?;
                 for (r, h) in requests.iter().zip(&hashes) {
-                    out.push(select.query_row(params![group, &h[..], r.window], RawKeyRow::read).optional()?);
+                    out.push(
+                        select
+                            .query_row(params![group, &h[..], r.window], RawKeyRow::read)
+                            .optional()?,
+                    );
                 }
             }
             tx.commit()?;
             Ok(out)
         })?;
         drop(conn);
-        rows.into_iter().map(|row| row.map(|raw| raw.decode(self)).transpose()).collect()
+        rows.into_iter()
+            .map(|row| row.map(|raw| raw.decode(self)).transpose())
+            .collect()
     }
 
     fn record_uses(&self, uses: &[(String, u64)]) -> Result<(), KeyStoreError> {
@@ -555,12 +650,20 @@ impl KeyStore for SqliteKeyStore {
 
     fn shred_subject(&self, group: &str, subject: &str) -> Result<u64, KeyStoreError> {
         let hash = self.secret.value_hmac(group, subject);
-        self.shred("DELETE FROM keys WHERE group_id = ?1 AND subject_hmac = ?2", group, &hash)
+        self.shred(
+            "DELETE FROM keys WHERE group_id = ?1 AND subject_hmac = ?2",
+            group,
+            &hash,
+        )
     }
 
     fn shred_key_value(&self, group: &str, key_value: &str) -> Result<u64, KeyStoreError> {
         let hash = self.secret.value_hmac(group, key_value);
-        self.shred("DELETE FROM keys WHERE group_id = ?1 AND key_value_hmac = ?2", group, &hash)
+        self.shred(
+            "DELETE FROM keys WHERE group_id = ?1 AND key_value_hmac = ?2",
+            group,
+            &hash,
+        )
     }
 }
 
@@ -589,14 +692,22 @@ impl RawKeyRow {
 
     fn decode(self, store: &SqliteKeyStore) -> Result<StoredKey, KeyStoreError> {
         let key_link = self.key_link;
-        let corrupt = |what: &str| KeyStoreError::Corrupt { message: format!("key {key_link}: {what}") };
-        let cipher = CipherKind::from_name(&self.cipher).ok_or_else(|| corrupt("unknown cipher"))?;
-        let key_id = u32::try_from(self.key_id).ok().filter(|&id| id != 0).ok_or_else(|| corrupt("key id out of range"))?;
+        let corrupt = |what: &str| KeyStoreError::Corrupt {
+            message: format!("key {key_link}: {what}"),
+        };
+        let cipher =
+            CipherKind::from_name(&self.cipher).ok_or_else(|| corrupt("unknown cipher"))?;
+        let key_id = u32::try_from(self.key_id)
+            .ok()
+            .filter(|&id| id != 0)
+            .ok_or_else(|| corrupt("key id out of range"))?;
         let material = if self.wrapped {
             let Some(kek) = &store.kek else {
                 // `open` refuses a wrapped store without a KEK; a wrapped row
                 // in a raw store was written by something else.
-                return Err(corrupt("wrapped key material in a store opened without a KEK"));
+                return Err(corrupt(
+                    "wrapped key material in a store opened without a KEK",
+                ));
             };
             kek.unwrap(&self.material, &key_link)?
         } else {
@@ -606,7 +717,11 @@ impl RawKeyRow {
             return Err(corrupt("key material of the wrong length"));
         }
         Ok(StoredKey {
-            key: TinkKey { key_id, cipher, material: KeyMaterial::new(material) },
+            key: TinkKey {
+                key_id,
+                cipher,
+                material: KeyMaterial::new(material),
+            },
             key_link,
             uses_before: u64::try_from(self.uses).unwrap_or(0),
         })
