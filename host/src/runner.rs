@@ -26,7 +26,7 @@ use keylink_core::keys::{KeyRequest, StoredKey};
 use keylink_core::rng::JobRng;
 
 use crate::connector::{self, AtomicFile, ConnectorError};
-use crate::engine::native::{parse_config, secret_ref_text};
+use crate::engine::native::secret_ref_text;
 use crate::engine::{Engine, EngineJob, JobInit};
 use crate::jobstore::JobState;
 use crate::keystore::KeyStore;
@@ -297,7 +297,7 @@ struct Chunk {
 
 enum WorkerMsg {
     Chunk { index: u64, out: Outputs, keys: Vec<(StoredKey, i64)>, rows: u64, bytes: u64 },
-    Done { worker: usize, summary: Summary, out: Outputs, keys: Vec<(StoredKey, i64)>, skipped: Vec<u64> },
+    Done { summary: Summary, out: Outputs, keys: Vec<(StoredKey, i64)>, skipped: Vec<u64> },
     Failed { index: u64, message: String },
 }
 
@@ -632,7 +632,7 @@ fn worker(
                     r.saturating_add_signed(shift)
                 })
                 .collect();
-            let _ = res.send(WorkerMsg::Done { worker: w, summary, out, keys, skipped });
+            let _ = res.send(WorkerMsg::Done { summary, out, keys, skipped });
         }
         Err(m) => fail(last_index, m),
     }
