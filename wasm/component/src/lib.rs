@@ -18,13 +18,27 @@ use keylink_core::keys::{KeyRequest as CoreRequest, StoredKey as CoreKey};
 use keylink_core::tink::{KeyMaterial, TinkKey};
 use keylink_core::{Error, ErrorKind};
 
+// The contract is world `keylink:batch/keylink` (`export engine`). WIT makes
+// the `types` interface that `engine` uses an *import* of that world: a
+// type-only instance import, which carries no capability but would still be
+// an import the host has to see. Exporting `types` as well keeps every type
+// inside the component, so it imports nothing at all; hosts generated from
+// world `keylink` still find `engine` with the same (structural) types.
 wit_bindgen::generate!({
-    world: "keylink",
     path: "../../wit",
+    inline: "
+        package keylink:component;
+
+        world keylink-component {
+            export keylink:batch/types@0.1.0;
+            export keylink:batch/engine@0.1.0;
+        }
+    ",
+    world: "keylink:component/keylink-component",
 });
 
 use exports::keylink::batch::engine::{Guest, GuestJob, Job as JobHandle};
-use keylink::batch::types::{
+use exports::keylink::batch::types::{
     BadTimestamp, CipherKind, ConfigProblem, InvalidEncoding, JobError, KeyRequest, MissingColumn, Outputs, RaggedRow,
     StoredKey, Summary,
 };
