@@ -103,6 +103,25 @@ impl Error {
                 | ErrorKind::Secret { .. }
         )
     }
+    /// The same error with its row and line moved by the given offsets: a
+    /// host that runs parts of a file in separate jobs maps positions back
+    /// to the whole file.
+    pub fn shifted(self, rows: i64, lines: i64) -> Error {
+        let mv = |v: u64, by: i64| v.saturating_add_signed(by);
+        let kind = match self.kind {
+            ErrorKind::RaggedRow { row, line, expected, found } => {
+                ErrorKind::RaggedRow { row: mv(row, rows), line: mv(line, lines), expected, found }
+            }
+            ErrorKind::InvalidEncoding { row, line, charset } => {
+                ErrorKind::InvalidEncoding { row: mv(row, rows), line: mv(line, lines), charset }
+            }
+            ErrorKind::BadTimestamp { row, line, column, format } => {
+                ErrorKind::BadTimestamp { row: mv(row, rows), line: mv(line, lines), column, format }
+            }
+            other => other,
+        };
+        Error { kind }
+    }
     /// The row this error is about, if any.
     pub fn row(&self) -> Option<u64> {
         match self.kind {

@@ -691,18 +691,7 @@ impl State {
     }
 
     fn write_keys_row(&mut self, key: &StoredKey, window: i64) {
-        let enc = CsvEncoder::new(b',', self.config.encryption_keys_data.quote, self.config.encryption_keys_data.line_end);
-        let expires = window
-            .saturating_mul(self.config.window_ms())
-            .saturating_add(i64::from(self.config.encryption.retention_days) * 86_400_000);
-        let out = &mut self.keys_out;
-        enc.field(out, key.key_link.as_bytes(), true);
-        enc.field(out, key.key.to_keyset_json().as_bytes(), false);
-        enc.field(out, self.config.encryption.policy_id.as_deref().unwrap_or("").as_bytes(), false);
-        let mut n = String::new();
-        let _ = write!(n, "{expires}");
-        enc.field(out, n.as_bytes(), false);
-        enc.end_record(out);
+        write_keys_row(&self.config, key, window, &mut self.keys_out);
     }
 
     fn write_headers(&self, out: &mut Outputs) {
@@ -722,12 +711,7 @@ impl State {
         for (i, dc) in self.config.derived_data.iter().enumerate() {
             write(&mut out.derived[i], dc.target.quote, dc.target.line_end);
         }
-        let k = &self.config.encryption_keys_data;
-        let enc = CsvEncoder::new(b',', k.quote, k.line_end);
-        for (i, name) in KEYS_HEADER.iter().enumerate() {
-            enc.field(&mut out.keys, name.as_bytes(), i == 0);
-        }
-        enc.end_record(&mut out.keys);
+        write_keys_header(&self.config, &mut out.keys);
     }
 
     fn write_row(&mut self, pending: &Pending, meta: &RowMeta, ciphers: &mut CipherCache, s: &mut Scratch, out: &mut Outputs) -> Result<()> {
@@ -822,4 +806,33 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Appends the header of the keys output. Hosts that merge the keys of
+/// several jobs (parallel workers) write the keys output with this and
+/// [`write_keys_row`] themselves.
+pub fn write_keys_header(config: &JobConfig, out: &mut Vec<u8>) {
+    let k = &config.encryption_keys_data;
+    let enc = CsvEncoder::new(b',', k.quote, k.line_end);
+    for (i, name) in KEYS_HEADER.iter().enumerate() {
+        enc.field(out, name.as_bytes(), i == 0);
+    }
+    enc.end_record(out);
+}
+
+/// Appends one row of the keys output: key link, a Tink JSON keyset holding
+/// the key, the policy id, and the expiry (window start + retention).
+pub fn write_keys_row(config: &JobConfig, key: &StoredKey, window: i64, out: &mut Vec<u8>) {
+    let k = &config.encryption_keys_data;
+    let enc = CsvEncoder::new(b',', k.quote, k.line_end);
+    let expires = window
+        .saturating_mul(config.window_ms())
+        .saturating_add(i64::from(config.encryption.retention_days) * 86_400_000);
+    enc.field(out, key.key_link.as_bytes(), true);
+    enc.field(out, key.key.to_keyset_json().as_bytes(), false);
+    enc.field(out, config.encryption.policy_id.as_deref().unwrap_or("").as_bytes(), false);
+    let mut n = String::new();
+    let _ = write!(n, "{expires}");
+    enc.field(out, n.as_bytes(), false);
+    enc.end_record(out);
 }

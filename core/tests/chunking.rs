@@ -10,7 +10,7 @@ fn dirty_input(rows: usize) -> String {
     for i in 0..rows {
         let sess = i % 7;
         s.push_str(&format!(
-            "s{sess},2026-03-0{}T{:02}:{:02}:00{},{},\"user{sess}, \"\"x\"\"@example.com\",C{sess},10.0.0.{i},\"/p?a=1\nb={i}\"\r\n",
+            "s{sess},2026-03-0{}T{:02}:{:02}:00{},\"{}\",\"user{sess}, \"\"x\"\"@example.com\",C{sess},10.0.0.{i},\"/p?a=1\nb={i}\"\r\n",
             1 + i % 3,
             i % 24,
             i % 60,

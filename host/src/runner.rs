@@ -1,0 +1,733 @@
+//! Running a batch job: start (with retries), parallel chunk workers,
+//! ordered output, commit, lifecycle.
+//!
+//! # Design
+//! A reader thread cuts the source into ~1 MiB chunks on record boundaries
+//! ([`crate::split`]) and hands chunk `i` to worker `i % N` (a fixed
+//! assignment, so outputs are reproducible for a given seed, worker count and
+//! key store). Each worker owns one engine job for its lifetime (its key
+//! cache survives between chunks), pushes the header once, then its chunks;
+//! it answers key requests from the shared key store in one batch per chunk.
+//! The main thread writes each chunk's output in input order. Workers' row
+//! and line numbers are mapped back to the whole file with the splitter's
+//! counts. The keys output is written by the host: one row per key link, in
+//! order of first use, whichever worker used it.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keylink_core::config::{JobConfig, SecretRef};
+use keylink_core::job::{write_keys_header, write_keys_row, Outputs, Summary, MAX_LISTED_SKIPS};
+use keylink_core::keys::{KeyRequest, StoredKey};
+use keylink_core::rng::JobRng;
+
+use crate::connector::{self, AtomicFile, ConnectorError};
+use crate::engine::native::{parse_config, secret_ref_text};
+use crate::engine::{Engine, EngineJob, JobInit};
+use crate::jobstore::JobState;
+use crate::keystore::KeyStore;
+use crate::lifecycle::{Event, Lifecycle};
+use crate::split::{first_record_end, Splitter};
+
+/// Target chunk size handed to a worker.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The job file is invalid; no job was created.
+    #[error("{0}")]
+    Invalid(keylink_core::Error),
+    /// The job could not start, after its retries (ERROR_STARTING).
+    #[error("{0}")]
+    Start(String),
+    /// The job failed while running (ERROR).
+    #[error("{0}")]
+    Run(String),
+    /// The job store failed.
+    #[error("job store: {0}")]
+    JobStore(String),
+}
+
+/// A job file read from disk, with what it refers to.
+pub struct LoadedJob {
+    pub json: String,
+    pub config: JobConfig,
+    pub contracts: Vec<(String, String)>,
+    /// Directory of the job file (the default key store lives there).
+    pub dir: PathBuf,
+}
+
+/// Reads and validates a job file (every problem at once).
+///
+/// # Errors
+/// `Invalid` with the JSON paths, or the file cannot be read.
+pub fn load_job(path: &Path) -> Result<LoadedJob, RunError> {
+    let json = std::fs::read_to_string(path)
+        .map_err(|e| RunError::Invalid(secret_error("$", &format!("cannot read job file {}: {e}", path.display()))))?;
+    load_job_json(json, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// As [`load_job`] for job-file text; `dir` is where it lives.
+pub fn load_job_json(json: String, dir: &Path) -> Result<LoadedJob, RunError> {
+    let mut contracts = Vec::new();
+    let config = keylink_core::config::JobConfig::from_json(&json, &mut |p| {
+        let c = std::fs::read_to_string(p).map_err(|e| format!("cannot read contract file: {e}"))?;
+        contracts.push((p.to_string(), c.clone()));
+        Ok(c)
+    })
+    .map_err(RunError::Invalid)?;
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
+    Ok(LoadedJob { json, config, contracts, dir })
+}
+
+fn secret_error(path: &str, message: &str) -> keylink_core::Error {
+    keylink_core::Error::new(keylink_core::ErrorKind::Secret { path: path.into(), message: message.into() })
+}
+
+/// Resolves `env:` / `file:` references to their values.
+///
+/// # Errors
+/// A message naming the reference (never its value).
+pub fn resolve_secret(s: &SecretRef) -> Result<Vec<u8>, String> {
+    match s {
+        SecretRef::Inline(v) => Ok(v.clone().into_bytes()),
+        SecretRef::Env(n) => std::env::var(n).map(String::into_bytes).map_err(|_| format!("environment variable {n} is not set")),
+        SecretRef::File(p) => std::fs::read(p).map(|mut v| {
+            while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                v.pop();
+            }
+            v
+        })
+        .map_err(|e| format!("cannot read secret file {p}: {e}")),
+    }
+}
+
+/// Every secret the engine needs, resolved, keyed by its reference text.
+fn resolve_secrets(config: &JobConfig) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    for (i, d) in config.derived_data.iter().enumerate() {
+        if let Some(m) = &d.masked_fields {
+            let v = resolve_secret(&m.seed).map_err(|e| format!("derived_data[{i}].masked_fields.seed: {e}"))?;
+            out.push((secret_ref_text(&m.seed), v));
+        }
+    }
+    Ok(out)
+}
+
+/// How to run a job.
+pub struct RunOptions {
+    pub engine: Arc<dyn Engine>,
+    pub workers: usize,
+    pub key_store: Arc<dyn KeyStore>,
+    pub overwrite: bool,
+    pub heartbeat: Duration,
+    /// Seed of the job's CSPRNG; None: from the OS (always, outside tests).
+    pub seed: Option<[u8; 32]>,
+    /// Start attempts after the first (SPEC: 3).
+    pub start_retries: u32,
+    pub retry_base_delay: Duration,
+}
+
+/// What a finished job did, for the whole file.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub job_id: String,
+    pub summary: Summary,
+    pub elapsed: Duration,
+    pub bytes: u64,
+    pub outputs: Vec<PathBuf>,
+}
+
+/// Everything a start attempt prepares.
+struct Started {
+    source: std::fs::File,
+    size: Option<u64>,
+    header: Vec<u8>,
+    rest: Vec<u8>,
+    targets: Option<Targets>,
+    init: JobInit,
+}
+
+struct Targets {
+    keys: AtomicFile,
+    encrypted: AtomicFile,
+    derived: Vec<AtomicFile>,
+}
+
+impl Targets {
+    fn paths(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.keys.target().to_path_buf(), self.encrypted.target().to_path_buf()];
+        v.extend(self.derived.iter().map(|d| d.target().to_path_buf()));
+        v
+    }
+}
+
+/// The batch job group: the configured one, else the job's own id.
+pub fn group_of(config: &JobConfig, job_id: &str) -> String {
+    config.encryption.batch_job_group_id.clone().unwrap_or_else(|| job_id.to_string())
+}
+
+/// Runs a job that the job store holds as PENDING, through to FINISHED,
+/// ERROR_STARTING (after retries) or ERROR.
+///
+/// # Errors
+/// `Start` / `Run` with a message that names rows, columns or targets, never
+/// a value; `JobStore`.
+pub fn run_pending(job: &LoadedJob, life: &Lifecycle, opts: &RunOptions) -> Result<JobReport, RunError> {
+    let store_err = |e: crate::jobstore::JobStoreError| RunError::JobStore(e.to_string());
+    let attempts = opts.start_retries + 1;
+    let mut started = None;
+    for attempt in 1..=attempts {
+        match start(job, opts, false) {
+            Ok(s) => {
+                life.store.claim_start(&life.job_id, crate::lifecycle::now_ms()).map_err(store_err)?;
+                life.reporter.report(&Event::State {
+                    job_id: life.job_id.clone(),
+                    state: JobState::Started,
+                    message: String::new(),
+                    at_ms: crate::lifecycle::now_ms(),
+                });
+                started = Some(s);
+                break;
+            }
+            Err(msg) => {
+                let last = attempt == attempts;
+                let m = if last {
+                    format!("{msg} (attempt {attempt} of {attempts}; giving up)")
+                } else {
+                    format!("{msg} (attempt {attempt} of {attempts}; retrying)")
+                };
+                life.state(JobState::ErrorStarting, &m).map_err(store_err)?;
+                if last {
+                    return Err(RunError::Start(msg));
+                }
+                std::thread::sleep(opts.retry_base_delay * 2u32.pow(attempt - 1));
+            }
+        }
+    }
+    let started = started.expect("loop returns or starts");
+    let beat = |m: &str| {
+        let _ = life.state(JobState::Running, m);
+    };
+    match process(job, &life.job_id, &*life.reporter, &beat, opts, started) {
+        Ok(report) => {
+            let secs = report.elapsed.as_secs_f64();
+            let rate = if secs > 0.0 { report.summary.rows_written as f64 / secs } else { 0.0 };
+            let mut msg = format!("Processed {} records in {:.1} s ({:.0} records/s)", report.summary.rows_written, secs, rate);
+            if report.summary.rows_skipped > 0 {
+                msg.push_str(&format!("; skipped {} rows: {}", report.summary.rows_skipped, list_rows(&report.summary.skipped_rows)));
+            }
+            life.state(JobState::Finished, &msg).map_err(store_err)?;
+            Ok(report)
+        }
+        Err(msg) => {
+            life.state(JobState::Error, &msg).map_err(store_err)?;
+            Err(RunError::Run(msg))
+        }
+    }
+}
+
+fn list_rows(rows: &[u64]) -> String {
+    let shown: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
+    let more = if rows.len() > 20 { ", ..." } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// One start attempt: secrets, source, targets, header.
+fn start(job: &LoadedJob, opts: &RunOptions, dry_run: bool) -> Result<Started, String> {
+    let config = &job.config;
+    let secrets = resolve_secrets(config)?;
+    let mut seed = [0u8; 32];
+    match opts.seed {
+        Some(s) => seed = s,
+        None => getrandom::fill(&mut seed).map_err(|e| format!("no secure random source: {e}"))?,
+    }
+    let init = JobInit { config_json: job.json.clone(), contracts: job.contracts.clone(), seed, secrets };
+    let src_path = connector::local_path(config, &config.source.location).map_err(|e| e.to_string())?;
+    let (mut source, size) = connector::open_source(&src_path).map_err(|e| e.to_string())?;
+    let targets = if dry_run { None } else { Some(open_targets(config, opts.overwrite).map_err(|e| e.to_string())?) };
+    // Read the header now: a missing column is a start error.
+    let mut buf = Vec::new();
+    let mut block = vec![0u8; 64 * 1024];
+    let header_end = loop {
+        if let Some(end) = first_record_end(&buf) {
+            break end;
+        }
+        let n = source.read(&mut block).map_err(|e| format!("cannot read source {}: {e}", src_path.display()))?;
+        if n == 0 {
+            break buf.len();
+        }
+        buf.extend_from_slice(&block[..n]);
+        if buf.len() > 16 << 20 {
+            return Err("the header row is longer than 16 MiB".into());
+        }
+    };
+    let rest = buf.split_off(header_end);
+    let mut probe = opts.engine.create(&init).map_err(|e| e.to_string())?;
+    probe.push(&buf).map_err(|e| e.to_string())?;
+    if rest.is_empty() {
+        probe.end_input().map_err(|e| e.to_string())?;
+    }
+    Ok(Started { source, size, header: buf, rest, targets, init })
+}
+
+fn open_targets(config: &JobConfig, overwrite: bool) -> Result<Targets, ConnectorError> {
+    let open = |loc| -> Result<AtomicFile, ConnectorError> { AtomicFile::create(&connector::local_path(config, loc)?, overwrite) };
+    Ok(Targets {
+        keys: open(&config.encryption_keys_data.location)?,
+        encrypted: open(&config.encrypted_data.location)?,
+        derived: config.derived_data.iter().map(|d| open(&d.target.location)).collect::<Result<_, _>>()?,
+    })
+}
+
+struct Chunk {
+    index: u64,
+    bytes: Vec<u8>,
+    rows_before: u64,
+    lines_before: u64,
+    rows: u64,
+    lines: u64,
+    last: bool,
+}
+
+enum WorkerMsg {
+    Chunk { index: u64, out: Outputs, keys: Vec<(StoredKey, i64)>, rows: u64, bytes: u64 },
+    Done { worker: usize, summary: Summary, out: Outputs, keys: Vec<(StoredKey, i64)>, skipped: Vec<u64> },
+    Failed { index: u64, message: String },
+}
+
+fn process(
+    job: &LoadedJob,
+    job_id: &str,
+    reporter: &dyn crate::lifecycle::Reporter,
+    beat: &(dyn Fn(&str) + Sync),
+    opts: &RunOptions,
+    started: Started,
+) -> Result<JobReport, String> {
+    let t0 = Instant::now();
+    let config = &job.config;
+    let group = group_of(config, job_id);
+    let Started { source, size, header, rest, mut targets, init } = started;
+    let workers = opts.workers.max(1);
+    let header_lines = header.iter().filter(|&&b| b == b'\n').count() as u64;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (res_tx, res_rx) = mpsc::channel::<WorkerMsg>();
+
+    let result = std::thread::scope(|scope| -> Result<(Summary, u64), String> {
+        let mut chunk_txs = Vec::new();
+        for w in 0..workers {
+            let (tx, rx) = mpsc::sync_channel::<Chunk>(2);
+            chunk_txs.push(tx);
+            let mut init = init.clone();
+            JobRng::new(init.seed, 2 + w as u64).fill(&mut init.seed);
+            let res_tx = res_tx.clone();
+            let header = &header;
+            let cancel = cancel.clone();
+            let group = &group;
+            scope.spawn(move || {
+                worker(w, opts, &init, header, header_lines, group, config, rx, &res_tx, &cancel);
+            });
+        }
+        drop(res_tx);
+        let reader_cancel = cancel.clone();
+        let reader = scope.spawn(move || read_chunks(source, rest, header_lines, chunk_txs, &reader_cancel));
+
+        // Write outputs in input order; heartbeat while waiting.
+        let mut pending: BTreeMap<u64, (Outputs, Vec<(StoredKey, i64)>, u64, u64)> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut rows_done = 0u64;
+        let mut bytes_done = header.len() as u64;
+        let mut keys_seen: HashSet<String> = HashSet::new();
+        let mut keys_bytes = Vec::new();
+        write_keys_header(config, &mut keys_bytes);
+        let mut summaries = Vec::new();
+        let mut failures: Vec<(u64, String)> = Vec::new();
+        let mut finals: Vec<(Outputs, Vec<(StoredKey, i64)>)> = Vec::new();
+        let mut skipped_all = Vec::new();
+        let mut last_beat = Instant::now();
+        let mut write_err: Option<String> = None;
+        let mut add_keys = |keys: Vec<(StoredKey, i64)>, keys_bytes: &mut Vec<u8>| {
+            for (k, window) in keys {
+                if keys_seen.insert(k.key_link.clone()) {
+                    write_keys_row(config, &k, window, keys_bytes);
+                }
+            }
+        };
+        loop {
+            let msg = match res_rx.recv_timeout(opts.heartbeat.min(Duration::from_millis(500))) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match msg {
+                Some(WorkerMsg::Chunk { index, out, keys, rows, bytes }) => {
+                    pending.insert(index, (out, keys, rows, bytes));
+                }
+                Some(WorkerMsg::Done { summary, out, keys, skipped, .. }) => {
+                    summaries.push(summary);
+                    finals.push((out, keys));
+                    skipped_all.extend(skipped);
+                }
+                Some(WorkerMsg::Failed { index, message }) => {
+                    cancel.store(true, Ordering::SeqCst);
+                    failures.push((index, message));
+                }
+                None => {}
+            }
+            while let Some((out, keys, rows, bytes)) = pending.remove(&next) {
+                add_keys(keys, &mut keys_bytes);
+                if write_err.is_none() {
+                    if let Err(e) = write_outputs(targets.as_mut(), &out) {
+                        write_err = Some(e.to_string());
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+                rows_done += rows;
+                bytes_done += bytes;
+                next += 1;
+            }
+            if last_beat.elapsed() >= opts.heartbeat {
+                last_beat = Instant::now();
+                beat(&format!("{rows_done} rows, {bytes_done} bytes"));
+            }
+            reporter.report(&Event::Progress {
+                job_id: job_id.to_string(),
+                rows: rows_done,
+                bytes: bytes_done,
+                total_bytes: size,
+                elapsed: t0.elapsed(),
+            });
+        }
+        let read = reader.join().map_err(|_| "the reader thread panicked".to_string())?;
+        failures.sort_by_key(|f| f.0);
+        if let Some((_, m)) = failures.into_iter().next() {
+            return Err(m);
+        }
+        if let Some(e) = write_err {
+            return Err(e);
+        }
+        let total_chunks = read?;
+        if next != total_chunks {
+            return Err(format!("internal: wrote {next} of {total_chunks} chunks"));
+        }
+        for (out, keys) in finals {
+            add_keys(keys, &mut keys_bytes);
+            write_outputs(targets.as_mut(), &out).map_err(|e| e.to_string())?;
+        }
+        if let Some(t) = targets.as_mut() {
+            t.keys.write_all(&keys_bytes).map_err(|e| e.to_string())?;
+        }
+        let mut total = merge(summaries, keys_seen.len() as u64, config.derived_data.len());
+        skipped_all.sort_unstable();
+        skipped_all.truncate(MAX_LISTED_SKIPS);
+        total.skipped_rows = skipped_all;
+        Ok((total, bytes_done))
+    });
+    let (summary, bytes) = result?;
+    let mut outputs = Vec::new();
+    if let Some(targets) = targets {
+        outputs = targets.paths();
+        // Commit: keys first, so no data is ever visible without its keys.
+        let Targets { keys, encrypted, derived } = targets;
+        keys.commit().map_err(|e| e.to_string())?;
+        encrypted.commit().map_err(|e| e.to_string())?;
+        for d in derived {
+            d.commit().map_err(|e| e.to_string())?;
+        }
+        opts.key_store.record_uses(&summary.key_uses).map_err(|e| format!("key store: {e}"))?;
+    }
+    Ok(JobReport { job_id: job_id.to_string(), summary, elapsed: t0.elapsed(), bytes, outputs })
+}
+
+fn write_outputs(t: Option<&mut Targets>, out: &Outputs) -> Result<(), ConnectorError> {
+    let Some(t) = t else { return Ok(()) };
+    t.encrypted.write_all(&out.encrypted)?;
+    for (f, bytes) in t.derived.iter_mut().zip(&out.derived) {
+        f.write_all(bytes)?;
+    }
+    Ok(())
+}
+
+fn merge(summaries: Vec<Summary>, keys_used: u64, derived: usize) -> Summary {
+    let mut t = Summary { derived_rows: vec![0; derived], ..Summary::default() };
+    let mut uses: HashMap<String, u64> = HashMap::new();
+    let mut order = Vec::new();
+    for s in summaries {
+        t.rows_read += s.rows_read;
+        t.rows_written += s.rows_written;
+        t.rows_skipped += s.rows_skipped;
+        t.keys_created += s.keys_created;
+        t.values_encrypted += s.values_encrypted;
+        for (a, b) in t.derived_rows.iter_mut().zip(&s.derived_rows) {
+            *a += b;
+        }
+        for (link, n) in s.key_uses {
+            let e = uses.entry(link.clone()).or_insert_with(|| {
+                order.push(link);
+                0
+            });
+            *e += n;
+        }
+    }
+    t.keys_used = keys_used;
+    t.key_uses = order.into_iter().map(|l| {
+        let n = uses[&l];
+        (l, n)
+    })
+    .collect();
+    t
+}
+
+/// Reads the source and hands chunks to workers round-robin. Returns the
+/// number of chunks.
+fn read_chunks(
+    mut source: std::fs::File,
+    mut buf: Vec<u8>,
+    header_lines: u64,
+    txs: Vec<SyncSender<Chunk>>,
+    cancel: &AtomicBool,
+) -> Result<u64, String> {
+    let mut splitter = Splitter::default();
+    let mut index = 0u64;
+    let mut rows_before = 0u64;
+    let mut lines_before = header_lines;
+    let mut block = vec![0u8; CHUNK_BYTES];
+    let mut eof = false;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(index);
+        }
+        while !eof && buf.len() < CHUNK_BYTES {
+            let n = source.read(&mut block).map_err(|e| format!("cannot read source: {e}"))?;
+            if n == 0 {
+                eof = true;
+            } else {
+                buf.extend_from_slice(&block[..n]);
+            }
+        }
+        let (bytes, counts, last) = if eof {
+            let (n, mut c) = splitter.cut(&buf);
+            let tail = splitter.finish(&buf[n..]);
+            c.records += tail.records;
+            c.lines += tail.lines;
+            (std::mem::take(&mut buf), c, true)
+        } else {
+            let (n, c) = splitter.cut(&buf);
+            if n == 0 {
+                // One record longer than a chunk: read on until it ends.
+                let more = source.read(&mut block).map_err(|e| format!("cannot read source: {e}"))?;
+                if more == 0 {
+                    eof = true;
+                } else {
+                    buf.extend_from_slice(&block[..more]);
+                }
+                continue;
+            }
+            let rest = buf.split_off(n);
+            (std::mem::replace(&mut buf, rest), c, false)
+        };
+        let chunk = Chunk { index, bytes, rows_before, lines_before, rows: counts.records, lines: counts.lines, last };
+        rows_before += counts.records;
+        lines_before += counts.lines;
+        let w = (index as usize) % txs.len();
+        index += 1;
+        if txs[w].send(chunk).is_err() {
+            return Ok(index - 1);
+        }
+        if last {
+            return Ok(index);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    w: usize,
+    opts: &RunOptions,
+    init: &JobInit,
+    header: &[u8],
+    header_lines: u64,
+    group: &str,
+    config: &JobConfig,
+    rx: Receiver<Chunk>,
+    res: &mpsc::Sender<WorkerMsg>,
+    cancel: &AtomicBool,
+) {
+    let fail = |index: u64, message: String| {
+        let _ = res.send(WorkerMsg::Failed { index, message });
+    };
+    let mut job: Box<dyn EngineJob> = match opts.engine.create(init) {
+        Ok(j) => j,
+        Err(e) => return fail(0, e.to_string()),
+    };
+    if let Err(e) = job.push(header) {
+        return fail(0, e.to_string());
+    }
+    let answer = |job: &mut Box<dyn EngineJob>| -> Result<Vec<(StoredKey, i64)>, String> {
+        let reqs: Vec<KeyRequest> = job.key_requests();
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = opts.key_store.get_or_create(group, config.encryption.cipher, &reqs).map_err(|e| format!("key store: {e}"))?;
+        let tagged = keys.iter().cloned().zip(reqs.iter().map(|r| r.window)).collect();
+        job.provide_keys(keys).map_err(|e| e.to_string())?;
+        Ok(tagged)
+    };
+    // (first job row of the chunk, offset to the file's row numbers)
+    let mut row_map: Vec<(u64, i64)> = Vec::new();
+    let mut job_rows = 0u64;
+    let mut job_lines = header_lines;
+    let mut ended = false;
+    let mut last_index = 0;
+    for chunk in rx {
+        if cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        last_index = chunk.index;
+        let row_shift = chunk.rows_before as i64 - job_rows as i64;
+        let line_shift = chunk.lines_before as i64 - job_lines as i64;
+        row_map.push((job_rows + 1, row_shift));
+        let step = (|| -> Result<(Outputs, Vec<(StoredKey, i64)>), String> {
+            job.push(&chunk.bytes).map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
+            if chunk.last {
+                ended = true;
+                job.end_input().map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
+            }
+            let keys = answer(&mut job)?;
+            let out = job.drain().map_err(|e| e.to_string())?;
+            Ok((out, keys))
+        })();
+        job_rows += chunk.rows;
+        job_lines += chunk.lines;
+        match step {
+            Ok((out, keys)) => {
+                let _ = res.send(WorkerMsg::Chunk { index: chunk.index, out, keys, rows: chunk.rows, bytes: chunk.bytes.len() as u64 });
+            }
+            Err(m) => return fail(chunk.index, m),
+        }
+    }
+    if cancel.load(Ordering::SeqCst) {
+        return;
+    }
+    let done = (|| -> Result<(Summary, Outputs, Vec<(StoredKey, i64)>), String> {
+        if !ended {
+            job.end_input().map_err(|e| e.to_string())?;
+        }
+        let keys = answer(&mut job)?;
+        let (out, summary) = job.finish().map_err(|e| e.to_string())?;
+        Ok((summary, out, keys))
+    })();
+    match done {
+        Ok((summary, out, keys)) => {
+            let skipped = summary
+                .skipped_rows
+                .iter()
+                .map(|&r| {
+                    let shift = row_map.iter().rev().find(|(start, _)| *start <= r).map_or(0, |(_, s)| *s);
+                    r.saturating_add_signed(shift)
+                })
+                .collect();
+            let _ = res.send(WorkerMsg::Done { worker: w, summary, out, keys, skipped });
+        }
+        Err(m) => fail(last_index, m),
+    }
+}
+
+/// A key store wrapper for dry runs: looks keys up, never creates them.
+pub struct DryRunStore {
+    pub inner: Option<Arc<dyn KeyStore>>,
+    would_create: Mutex<HashMap<(String, i64), StoredKey>>,
+    pub reused: Mutex<HashSet<String>>,
+}
+
+impl DryRunStore {
+    pub fn new(inner: Option<Arc<dyn KeyStore>>) -> Self {
+        DryRunStore { inner, would_create: Mutex::new(HashMap::new()), reused: Mutex::new(HashSet::new()) }
+    }
+    pub fn created(&self) -> usize {
+        self.would_create.lock().map(|m| m.len()).unwrap_or(0)
+    }
+    pub fn reused_count(&self) -> usize {
+        self.reused.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl KeyStore for DryRunStore {
+    fn get_or_create(
+        &self,
+        group: &str,
+        _cipher: keylink_core::config::CipherKind,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<StoredKey>, crate::keystore::KeyStoreError> {
+        let found = match &self.inner {
+            Some(s) => s.lookup(group, requests)?,
+            None => vec![None; requests.len()],
+        };
+        let mut created = self.would_create.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reused = self.reused.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(requests
+            .iter()
+            .zip(found)
+            .map(|(r, f)| match f {
+                Some(k) => {
+                    reused.insert(k.key_link.clone());
+                    k
+                }
+                None => created.entry((r.key_value.clone(), r.window)).or_insert_with(|| r.proposal.clone()).clone(),
+            })
+            .collect())
+    }
+    fn lookup(&self, group: &str, requests: &[KeyRequest]) -> Result<Vec<Option<StoredKey>>, crate::keystore::KeyStoreError> {
+        match &self.inner {
+            Some(s) => s.lookup(group, requests),
+            None => Ok(vec![None; requests.len()]),
+        }
+    }
+    fn record_uses(&self, _: &[(String, u64)]) -> Result<(), crate::keystore::KeyStoreError> {
+        Ok(())
+    }
+    fn keys_by_links(&self, _: &[String]) -> Result<Vec<(String, keylink_core::tink::TinkKey)>, crate::keystore::KeyStoreError> {
+        Ok(Vec::new())
+    }
+    fn shred_subject(&self, _: &str, _: &str) -> Result<u64, crate::keystore::KeyStoreError> {
+        Ok(0)
+    }
+    fn shred_key_value(&self, _: &str, _: &str) -> Result<u64, crate::keystore::KeyStoreError> {
+        Ok(0)
+    }
+}
+
+/// What a dry run found.
+#[derive(Debug, Clone)]
+pub struct PlanReport {
+    pub summary: Summary,
+    pub keys_to_create: usize,
+    pub keys_to_reuse: usize,
+}
+
+/// A dry run: reads the source, counts rows, keys that would be created and
+/// reused, and rows per derived output. Writes nothing, creates no keys.
+///
+/// # Errors
+/// What a run would fail with.
+pub fn plan(job: &LoadedJob, opts: &RunOptions, existing: Option<Arc<dyn KeyStore>>) -> Result<PlanReport, String> {
+    let dry = Arc::new(DryRunStore::new(existing));
+    let opts = RunOptions {
+        engine: opts.engine.clone(),
+        workers: opts.workers,
+        key_store: dry.clone(),
+        overwrite: true,
+        heartbeat: opts.heartbeat,
+        seed: opts.seed,
+        start_retries: 0,
+        retry_base_delay: opts.retry_base_delay,
+    };
+    let started = start(job, &opts, true)?;
+    let report = process(job, "plan", &crate::lifecycle::Silent, &|_| {}, &opts, started)?;
+    Ok(PlanReport { summary: report.summary, keys_to_create: dry.created(), keys_to_reuse: dry.reused_count() })
+}
