@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use keylink_core::config::CipherKind as CoreCipher;
 use keylink_core::error::ConfigProblem as CoreProblem;
@@ -180,19 +181,26 @@ fn load_component(engine: &wasmtime::Engine, cache_dir: Option<&Path>) -> wasmti
         return Component::new(engine, COMPONENT);
     };
     let file = cache_file(engine, dir);
-    if file.is_file() {
-        // SAFETY: `deserialize_file` maps the file as machine code and runs
-        // it without validation, so it must hold the output of
-        // `precompile_component`. It does: the file is named by the hash of
-        // our own embedded component bytes, the wasmtime version and engine
-        // settings, lives in the user's own cache directory, and is only
-        // ever written (atomically, by rename) by `store_compiled` below from
-        // `Engine::precompile_component` of those same bytes. wasmtime
-        // itself checks the header (version, target, settings) and refuses a
-        // file from another build, which we then recompile. Anyone able to
-        // replace files in the user's cache directory can already replace the
-        // user's binaries, so trusting it adds no exposure.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &file) } {
+    // Read into memory rather than `Component::deserialize_file`: that maps
+    // the file, and a mapped file truncated or rewritten in place by another
+    // process (a user clearing the cache, a concurrent writer that does not
+    // rename) kills this process with SIGBUS. `deserialize` copies the bytes
+    // into wasmtime's own mapping; a few MB read once per process.
+    if let Some(compiled) = std::fs::read(&file).ok().and_then(checked) {
+        // SAFETY: `deserialize` runs the bytes as machine code without
+        // validating them, so they must be the output of
+        // `precompile_component`. They are: the file is named by the hash of
+        // our own embedded component bytes, the wasmtime version and the
+        // engine's settings, lives in the user's own cache directory, and is
+        // only ever written by `store_compiled` below (atomically: temporary
+        // file, then rename) from `Engine::precompile_component` of those same
+        // bytes, behind their SHA-256, which `checked` verified: a damaged
+        // or truncated file is recompiled and replaced, never run. wasmtime
+        // also checks the artifact's header (its version, the target, the
+        // settings) and refuses one of another build. Whoever can write the
+        // user's cache directory can already replace the user's binaries, so
+        // trusting it adds no exposure.
+        if let Ok(component) = unsafe { Component::deserialize(engine, &compiled) } {
             return Ok(component);
         }
     }
@@ -203,15 +211,28 @@ fn load_component(engine: &wasmtime::Engine, cache_dir: Option<&Path>) -> wasmti
     unsafe { Component::deserialize(engine, &compiled) }
 }
 
-/// Writes the compiled component atomically (temporary file, then rename),
-/// so concurrent processes never see half a file. Failures are ignored: the
-/// cache is an optimisation.
+/// The compiled code of a cache file, if its SHA-256 prefix matches.
+fn checked(mut file: Vec<u8>) -> Option<Vec<u8>> {
+    if file.len() < 32 || Sha256::digest(&file[32..])[..] != file[..32] {
+        return None;
+    }
+    file.drain(..32);
+    Some(file)
+}
+
+/// Writes the compiled component, behind its SHA-256, atomically (temporary
+/// file, then rename): concurrent writers and readers never see half a file.
+/// Failures are ignored: the cache is an optimisation.
 fn store_compiled(dir: &Path, file: &Path, compiled: &[u8]) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let tmp = dir.join(format!(".{}.{}.tmp", file.file_name().and_then(|n| n.to_str()).unwrap_or("keylink"), std::process::id()));
-    if std::fs::write(&tmp, compiled).is_ok() && std::fs::rename(&tmp, file).is_ok() {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("keylink");
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
+    let mut contents = Sha256::digest(compiled).to_vec();
+    contents.extend_from_slice(compiled);
+    if std::fs::write(&tmp, &contents).is_ok() && std::fs::rename(&tmp, file).is_ok() {
         return;
     }
     let _ = std::fs::remove_file(&tmp);
