@@ -330,7 +330,7 @@ fn process(
             let cancel = cancel.clone();
             let group = &group;
             scope.spawn(move || {
-                worker(w, opts, &init, header, header_lines, group, config, rx, &res_tx, &cancel);
+                worker(opts, &init, header, header_lines, group, config, rx, &res_tx, &cancel);
             });
         }
         drop(res_tx);
@@ -547,7 +547,6 @@ fn read_chunks(
 
 #[allow(clippy::too_many_arguments)]
 fn worker(
-    w: usize,
     opts: &RunOptions,
     init: &JobInit,
     header: &[u8],
