@@ -696,21 +696,7 @@ impl State {
 
     fn write_headers(&self, out: &mut Outputs) {
         let cols = self.columns.as_ref().expect("header read first");
-        let d = self.config.source.delimiter;
-        let write = |buf: &mut Vec<u8>, quote: QuoteStyle, line_end: LineEnd| {
-            let enc = CsvEncoder::new(d, quote, line_end);
-            let mut first = true;
-            for name in cols.names.iter().map(String::as_str).chain(META_COLUMNS) {
-                enc.field(buf, name.as_bytes(), first);
-                first = false;
-            }
-            enc.end_record(buf);
-        };
-        let e = &self.config.encrypted_data;
-        write(&mut out.encrypted, e.quote, e.line_end);
-        for (i, dc) in self.config.derived_data.iter().enumerate() {
-            write(&mut out.derived[i], dc.target.quote, dc.target.line_end);
-        }
+        write_data_headers(&self.config, &cols.names, out);
         write_keys_header(&self.config, &mut out.keys);
     }
 
@@ -835,4 +821,29 @@ pub fn write_keys_row(config: &JobConfig, key: &StoredKey, window: i64, out: &mu
     let _ = write!(n, "{expires}");
     enc.field(out, n.as_bytes(), false);
     enc.end_record(out);
+}
+
+/// Appends the header rows of the encrypted and derived outputs (the input's
+/// column names, then [`META_COLUMNS`]) to `out`. A job writes them itself
+/// with its first drain; a host that runs a file in several jobs writes them
+/// once with this and removes them from each job's first output.
+pub fn write_data_headers(config: &JobConfig, names: &[String], out: &mut Outputs) {
+    if out.derived.len() < config.derived_data.len() {
+        out.derived.resize_with(config.derived_data.len(), Vec::new);
+    }
+    let d = config.source.delimiter;
+    let write = |buf: &mut Vec<u8>, quote: QuoteStyle, line_end: LineEnd| {
+        let enc = CsvEncoder::new(d, quote, line_end);
+        let mut first = true;
+        for name in names.iter().map(String::as_str).chain(META_COLUMNS) {
+            enc.field(buf, name.as_bytes(), first);
+            first = false;
+        }
+        enc.end_record(buf);
+    };
+    let e = &config.encrypted_data;
+    write(&mut out.encrypted, e.quote, e.line_end);
+    for (i, dc) in config.derived_data.iter().enumerate() {
+        write(&mut out.derived[i], dc.target.quote, dc.target.line_end);
+    }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keylink_core::config::{JobConfig, SecretRef};
-use keylink_core::job::{write_keys_header, write_keys_row, Outputs, Summary, MAX_LISTED_SKIPS};
+use keylink_core::job::{write_data_headers, write_keys_header, write_keys_row, Outputs, Summary, MAX_LISTED_SKIPS};
 use keylink_core::keys::{KeyRequest, StoredKey};
 use keylink_core::rng::JobRng;
 
@@ -317,6 +317,15 @@ fn process(
     let header_lines = header.iter().filter(|&&b| b == b'\n').count() as u64;
     let cancel = Arc::new(AtomicBool::new(false));
     let (res_tx, res_rx) = mpsc::channel::<WorkerMsg>();
+    // Every worker's job writes the headers with its first output; the host
+    // writes them once and removes them from each worker's first output.
+    let names = header_names(config, &header)?;
+    let mut header_out = Outputs::default();
+    write_data_headers(config, &names, &mut header_out);
+    if let Some(t) = targets.as_mut() {
+        write_outputs(Some(t), &header_out).map_err(|e| e.to_string())?;
+    }
+    let header_out = &header_out;
 
     let result = std::thread::scope(|scope| -> Result<(Summary, u64), String> {
         let mut chunk_txs = Vec::new();
@@ -330,7 +339,7 @@ fn process(
             let cancel = cancel.clone();
             let group = &group;
             scope.spawn(move || {
-                worker(opts, &init, header, header_lines, group, config, rx, &res_tx, &cancel);
+                worker(opts, &init, header, header_out, header_lines, group, config, rx, &res_tx, &cancel);
             });
         }
         drop(res_tx);
@@ -550,6 +559,7 @@ fn worker(
     opts: &RunOptions,
     init: &JobInit,
     header: &[u8],
+    header_out: &Outputs,
     header_lines: u64,
     group: &str,
     config: &JobConfig,
@@ -583,6 +593,18 @@ fn worker(
     let mut job_lines = header_lines;
     let mut ended = false;
     let mut last_index = 0;
+    let mut headers_stripped = false;
+    let mut strip = |out: &mut Outputs| -> Result<(), String> {
+        if headers_stripped || (out.encrypted.is_empty() && out.derived.iter().all(Vec::is_empty)) {
+            return Ok(());
+        }
+        headers_stripped = true;
+        strip_prefix(&mut out.encrypted, &header_out.encrypted)?;
+        for (o, h) in out.derived.iter_mut().zip(&header_out.derived) {
+            strip_prefix(o, h)?;
+        }
+        Ok(())
+    };
     for chunk in rx {
         if cancel.load(Ordering::SeqCst) {
             return;
@@ -598,7 +620,8 @@ fn worker(
                 job.end_input().map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
             }
             let keys = answer(&mut job)?;
-            let out = job.drain().map_err(|e| e.to_string())?;
+            let mut out = job.drain().map_err(|e| e.to_string())?;
+            strip(&mut out)?;
             Ok((out, keys))
         })();
         job_rows += chunk.rows;
@@ -618,7 +641,8 @@ fn worker(
             job.end_input().map_err(|e| e.to_string())?;
         }
         let keys = answer(&mut job)?;
-        let (out, summary) = job.finish().map_err(|e| e.to_string())?;
+        let (mut out, summary) = job.finish().map_err(|e| e.to_string())?;
+        strip(&mut out)?;
         Ok((summary, out, keys))
     })();
     match done {
@@ -729,4 +753,36 @@ pub fn plan(job: &LoadedJob, opts: &RunOptions, existing: Option<Arc<dyn KeyStor
     let started = start(job, &opts, true)?;
     let report = process(job, "plan", &crate::lifecycle::Silent, &|_| {}, &opts, started)?;
     Ok(PlanReport { summary: report.summary, keys_to_create: dry.created(), keys_to_reuse: dry.reused_count() })
+}
+
+fn strip_prefix(buf: &mut Vec<u8>, prefix: &[u8]) -> Result<(), String> {
+    if !buf.starts_with(prefix) {
+        return Err("internal: a worker's output does not start with the header".into());
+    }
+    buf.drain(..prefix.len());
+    Ok(())
+}
+
+/// The column names of the header row, decoded as the job decodes them.
+fn header_names(config: &JobConfig, header: &[u8]) -> Result<Vec<String>, String> {
+    use keylink_core::csv::{CsvDecoder, DecodeEvent};
+    let mut dec = CsvDecoder::new(config.source.delimiter, config.source.charset);
+    let mut names = None;
+    let mut on = |ev: DecodeEvent<'_>| {
+        match ev {
+            DecodeEvent::Record(r) if names.is_none() => names = Some(r.fields().map(String::from).collect::<Vec<_>>()),
+            DecodeEvent::InvalidEncoding { line } if names.is_none() => {
+                return Err(keylink_core::Error::new(keylink_core::ErrorKind::InvalidEncoding {
+                    row: 0,
+                    line,
+                    charset: config.source.charset.name(),
+                }));
+            }
+            _ => {}
+        }
+        Ok(())
+    };
+    dec.push(header, &mut on).map_err(|e| e.to_string())?;
+    dec.finish(&mut on).map_err(|e| e.to_string())?;
+    names.ok_or_else(|| keylink_core::Error::new(keylink_core::ErrorKind::EmptyInput).to_string())
 }
