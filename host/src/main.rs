@@ -326,7 +326,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ComponentImports => {
-            for i in keylink_host::engine::component::component_imports()? {
+            for i in keylink_host::engine::component::component_imports() {
                 println!("{i}");
             }
             Ok(ExitCode::SUCCESS)

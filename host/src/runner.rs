@@ -26,7 +26,7 @@ use keylink_core::keys::{KeyRequest, StoredKey};
 use keylink_core::rng::JobRng;
 
 use crate::connector::{self, AtomicFile, ConnectorError};
-use crate::engine::native::{parse_config, secret_ref_text};
+use crate::engine::native::secret_ref_text;
 use crate::engine::{Engine, EngineJob, JobInit};
 use crate::jobstore::JobState;
 use crate::keystore::KeyStore;
@@ -297,7 +297,7 @@ struct Chunk {
 
 enum WorkerMsg {
     Chunk { index: u64, out: Outputs, keys: Vec<(StoredKey, i64)>, rows: u64, bytes: u64 },
-    Done { worker: usize, summary: Summary, out: Outputs, keys: Vec<(StoredKey, i64)>, skipped: Vec<u64> },
+    Done { summary: Summary, out: Outputs, keys: Vec<(StoredKey, i64)>, skipped: Vec<u64> },
     Failed { index: u64, message: String },
 }
 
@@ -330,7 +330,7 @@ fn process(
             let cancel = cancel.clone();
             let group = &group;
             scope.spawn(move || {
-                worker(w, opts, &init, header, header_lines, group, config, rx, &res_tx, &cancel);
+                worker(opts, &init, header, header_lines, group, config, rx, &res_tx, &cancel);
             });
         }
         drop(res_tx);
@@ -547,7 +547,6 @@ fn read_chunks(
 
 #[allow(clippy::too_many_arguments)]
 fn worker(
-    w: usize,
     opts: &RunOptions,
     init: &JobInit,
     header: &[u8],
@@ -632,7 +631,7 @@ fn worker(
                     r.saturating_add_signed(shift)
                 })
                 .collect();
-            let _ = res.send(WorkerMsg::Done { worker: w, summary, out, keys, skipped });
+            let _ = res.send(WorkerMsg::Done { summary, out, keys, skipped });
         }
         Err(m) => fail(last_index, m),
     }
