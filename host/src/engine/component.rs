@@ -63,10 +63,10 @@ pub fn component_bytes() -> &'static [u8] {
 /// The names the component imports: none (the component is pure
 /// computation). For tests and `keylink component-imports`.
 ///
-/// # Errors
+/// # Panics
 /// When the embedded component does not load (a broken build).
-pub fn component_imports() -> Result<Vec<String>, Error> {
-    Ok(ComponentEngine::new()?.imports())
+pub fn component_imports() -> Vec<String> {
+    ComponentEngine::new().expect("the embedded keylink component loads").imports()
 }
 
 fn engine_config() -> Config {
