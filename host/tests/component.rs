@@ -125,6 +125,7 @@ fn assert_same_error(init: &JobInit, input: &[u8]) -> ErrorKind {
 
 #[test]
 fn component_has_zero_imports() {
+    assert_eq!(component_engine().imports(), Vec::<String>::new());
     assert_eq!(component::component_imports(), Vec::<String>::new());
     let bytes = component::component_bytes();
     // `\0asm`, then the component-model layer (not a core module).

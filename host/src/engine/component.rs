@@ -60,15 +60,13 @@ pub fn component_bytes() -> &'static [u8] {
     COMPONENT
 }
 
-/// The names the component imports; empty (the component is pure
-/// computation). For tests and `keylink` diagnostics.
+/// The names the component imports: none (the component is pure
+/// computation). For tests and `keylink component-imports`.
 ///
 /// # Panics
-/// When the embedded component does not compile (a broken build).
+/// When the embedded component does not load (a broken build).
 pub fn component_imports() -> Vec<String> {
-    let engine = wasmtime::Engine::new(&engine_config()).expect("wasmtime engine");
-    let component = Component::new(&engine, COMPONENT).expect("the embedded component compiles");
-    component.component_type().imports(&engine).map(|(name, _)| name.to_string()).collect()
+    ComponentEngine::new().expect("the embedded keylink component loads").imports()
 }
 
 fn engine_config() -> Config {
@@ -81,6 +79,7 @@ fn engine_config() -> Config {
 /// Runs jobs in instances of the keylink component.
 pub struct ComponentEngine {
     engine: wasmtime::Engine,
+    component: Component,
     pre: KeylinkPre<HostState>,
     memory_limit: usize,
 }
@@ -115,7 +114,12 @@ impl ComponentEngine {
             .instantiate_pre(&component)
             .and_then(KeylinkPre::new)
             .map_err(|_| setup_error())?;
-        Ok(ComponentEngine { engine, pre, memory_limit: MEMORY_LIMIT })
+        Ok(ComponentEngine { engine, component, pre, memory_limit: MEMORY_LIMIT })
+    }
+
+    /// The names the loaded component imports (see [`component_imports`]).
+    pub fn imports(&self) -> Vec<String> {
+        self.component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
     /// Lowers (or raises) the memory each job's instance may use; a job
