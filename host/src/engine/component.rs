@@ -38,7 +38,7 @@ mod bindings {
     });
 }
 
-use bindings::keylink::batch::types::{CipherKind, JobError, KeyRequest, Outputs, StoredKey, Summary};
+use bindings::exports::keylink::batch::types::{CipherKind, JobError, KeyRequest, Outputs, StoredKey, Summary};
 use bindings::{Keylink, KeylinkPre};
 
 /// The component, as `build.rs` encoded it.
