@@ -809,13 +809,23 @@ pub fn write_keys_header(config: &JobConfig, out: &mut Vec<u8>) {
 /// Appends one row of the keys output: key link, a Tink JSON keyset holding
 /// the key, the policy id, and the expiry (window start + retention).
 pub fn write_keys_row(config: &JobConfig, key: &StoredKey, window: i64, out: &mut Vec<u8>) {
+    write_keys_row_with(config, key, window, &key.key.to_keyset_json(), out);
+}
+
+/// As [`write_keys_row`], with the key as a Tink *encrypted* keyset under a
+/// key-encryption key (an AES-GCM Tink key; `nonce` must be fresh).
+pub fn write_keys_row_encrypted(config: &JobConfig, key: &StoredKey, window: i64, kek: &CellCipher, nonce: &[u8; 12], out: &mut Vec<u8>) {
+    write_keys_row_with(config, key, window, &key.key.encrypted_keyset_json(kek, nonce), out);
+}
+
+fn write_keys_row_with(config: &JobConfig, key: &StoredKey, window: i64, keyset: &str, out: &mut Vec<u8>) {
     let k = &config.encryption_keys_data;
     let enc = CsvEncoder::new(b',', k.quote, k.line_end);
     let expires = window
         .saturating_mul(config.window_ms())
         .saturating_add(i64::from(config.encryption.retention_days) * 86_400_000);
     enc.field(out, key.key_link.as_bytes(), true);
-    enc.field(out, key.key.to_keyset_json().as_bytes(), false);
+    enc.field(out, keyset.as_bytes(), false);
     enc.field(out, config.encryption.policy_id.as_deref().unwrap_or("").as_bytes(), false);
     let mut n = String::new();
     let _ = write!(n, "{expires}");

@@ -266,6 +266,7 @@ fn real_main() -> Result<ExitCode> {
                 seed: seed.as_deref().map(parse_seed).transpose()?,
                 start_retries: 3,
                 retry_base_delay: Duration::from_millis(retry_delay_ms),
+                kek: kek(store.kek.as_deref())?.map(|k| Arc::new(k.cipher())),
             };
             finish_run(runner::run_pending(&loaded, &life, &opts), events)
         }
@@ -289,6 +290,7 @@ fn real_main() -> Result<ExitCode> {
                 seed: None,
                 start_retries: 0,
                 retry_base_delay: Duration::ZERO,
+                kek: None,
             };
             match runner::plan(&loaded, &opts, existing) {
                 Ok(p) => {
@@ -417,6 +419,7 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
                 seed: None,
                 start_retries: 3,
                 retry_base_delay: Duration::from_millis(500),
+                kek: None,
             };
             finish_run(runner::run_pending(&loaded, &life, &opts), events)
         }

@@ -21,7 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keylink_core::config::{JobConfig, SecretRef};
-use keylink_core::job::{write_data_headers, write_keys_header, write_keys_row, Outputs, Summary, MAX_LISTED_SKIPS};
+use keylink_core::cipher::CellCipher;
+use keylink_core::job::{
+    write_data_headers, write_keys_header, write_keys_row, write_keys_row_encrypted, Outputs, Summary, MAX_LISTED_SKIPS,
+};
 use keylink_core::keys::{KeyRequest, StoredKey};
 use keylink_core::rng::JobRng;
 
@@ -131,6 +134,9 @@ pub struct RunOptions {
     /// Start attempts after the first (SPEC: 3).
     pub start_retries: u32,
     pub retry_base_delay: Duration,
+    /// Key-encryption key: when set, the keys output holds Tink encrypted
+    /// keysets under it.
+    pub kek: Option<Arc<CellCipher>>,
 }
 
 /// What a finished job did, for the whole file.
@@ -360,12 +366,20 @@ fn process(
         let mut skipped_all = Vec::new();
         let mut last_beat = Instant::now();
         let mut write_err: Option<String> = None;
-        let mut add_keys = |keys: Vec<(StoredKey, i64)>, keys_bytes: &mut Vec<u8>| {
+        let mut add_keys = |keys: Vec<(StoredKey, i64)>, keys_bytes: &mut Vec<u8>| -> Result<(), String> {
             for (k, window) in keys {
                 if keys_seen.insert(k.key_link.clone()) {
-                    write_keys_row(config, &k, window, keys_bytes);
+                    match &opts.kek {
+                        Some(kek) => {
+                            let mut nonce = [0u8; 12];
+                            getrandom::fill(&mut nonce).map_err(|e| format!("no secure random source: {e}"))?;
+                            write_keys_row_encrypted(config, &k, window, kek, &nonce, keys_bytes);
+                        }
+                        None => write_keys_row(config, &k, window, keys_bytes),
+                    }
                 }
             }
+            Ok(())
         };
         loop {
             let msg = match res_rx.recv_timeout(opts.heartbeat.min(Duration::from_millis(500))) {
@@ -389,7 +403,9 @@ fn process(
                 None => {}
             }
             while let Some((out, keys, rows, bytes)) = pending.remove(&next) {
-                add_keys(keys, &mut keys_bytes);
+                if let Err(e) = add_keys(keys, &mut keys_bytes) {
+                    write_err.get_or_insert(e);
+                }
                 if write_err.is_none() {
                     if let Err(e) = write_outputs(targets.as_mut(), &out) {
                         write_err = Some(e.to_string());
@@ -425,7 +441,7 @@ fn process(
             return Err(format!("internal: wrote {next} of {total_chunks} chunks"));
         }
         for (out, keys) in finals {
-            add_keys(keys, &mut keys_bytes);
+            add_keys(keys, &mut keys_bytes)?;
             write_outputs(targets.as_mut(), &out).map_err(|e| e.to_string())?;
         }
         if let Some(t) = targets.as_mut() {
@@ -749,6 +765,7 @@ pub fn plan(job: &LoadedJob, opts: &RunOptions, existing: Option<Arc<dyn KeyStor
         seed: opts.seed,
         start_retries: 0,
         retry_base_delay: opts.retry_base_delay,
+        kek: None,
     };
     let started = start(job, &opts, true)?;
     let report = process(job, "plan", &crate::lifecycle::Silent, &|_| {}, &opts, started)?;

@@ -436,3 +436,37 @@ fn component_has_no_imports() {
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "");
 }
+
+#[test]
+fn with_a_kek_the_keys_output_holds_encrypted_keysets_that_tink_opens() {
+    use keylink_core::config::CipherKind;
+    use keylink_core::tink::{KeyMaterial, TinkKey};
+    let f = Fixture::new(&clicks(300));
+    let kek = TinkKey { key_id: 0x1234_5678, cipher: CipherKind::Aes256Gcm, material: KeyMaterial::new((0..32u8).map(|b| b.wrapping_mul(37)).collect()) };
+    std::fs::write(f.path("kek.json"), kek.to_keyset_json()).unwrap();
+    let o = f.run(&["run", "job.json", "--kek", "file:kek.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keys = f.read("out/keys.csv");
+    assert!(keys.contains("encryptedKeyset") && !keys.contains("AesGcmKey\\\",\\\"value"), "{}", &keys[..300]);
+    let o = f.run(&["decrypt", "--keys", "out/keys.csv", "out/encrypted.csv", "plain.csv"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("key-encryption key is needed"), "{}", stderr(&o));
+    let o = f.run(&["decrypt", "--keys", "out/keys.csv", "--kek", "file:kek.json", "out/encrypted.csv", "plain.csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("decrypted 900 cells"), "{}", stderr(&o));
+    let o = f.run(&["run", "job.json", "--overwrite"]);
+    assert!(!o.status.success(), "a wrapped store refuses to open without its KEK");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/tink_decrypt.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(f.path("out/keys.csv"))
+        .arg(f.path("out/encrypted.csv"))
+        .arg(f.path("in/events.csv"))
+        .arg("email,customer_id,ip_address")
+        .arg("field-name")
+        .arg("--kek-keyset")
+        .arg(f.path("kek.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+}

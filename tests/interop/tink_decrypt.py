@@ -15,13 +15,13 @@ from tink import aead, daead, secret_key_access
 
 def main():
     keys_path, enc_path, plain_path, columns, aad_mode = sys.argv[1:6]
+    aead.register()
+    daead.register()
     kek = None
     if len(sys.argv) > 6 and sys.argv[6] == "--kek-keyset":
         with open(sys.argv[7]) as f:
             kek_handle = tink.json_proto_keyset_format.parse(f.read(), secret_key_access.TOKEN)
         kek = kek_handle.primitive(aead.Aead)
-    aead.register()
-    daead.register()
     columns = columns.split(",")
     prims = {}
     with open(keys_path, newline="", encoding="utf-8") as f:
