@@ -236,13 +236,7 @@ fn real_main() -> Result<ExitCode> {
             }
         },
         Command::Run { job, overwrite, engine: eng, store, events, heartbeat, seed, retry_delay_ms } => {
-            let loaded = match runner::load_job(&job) {
-                Ok(j) => j,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
+            let Some(loaded) = load_or_report(&job) else { return Ok(ExitCode::from(1)) };
             let db = store_path(store.key_store.as_deref(), &loaded.dir)?;
             let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, kek(store.kek.as_deref())?)?);
             let job_store = Arc::new(SqliteJobStore::open(&db)?);
@@ -271,13 +265,7 @@ fn real_main() -> Result<ExitCode> {
             finish_run(runner::run_pending(&loaded, &life, &opts), events)
         }
         Command::Plan { job, engine: eng, store } => {
-            let loaded = match runner::load_job(&job) {
-                Ok(j) => j,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
+            let Some(loaded) = load_or_report(&job) else { return Ok(ExitCode::from(1)) };
             let db = store_path(store.key_store.as_deref(), &loaded.dir)?;
             let existing: Option<Arc<dyn KeyStore>> =
                 if db.exists() { Some(Arc::new(SqliteKeyStore::open(&db, kek(store.kek.as_deref())?)?)) } else { None };
@@ -336,6 +324,11 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// Loads a job file, printing every problem (with its JSON path) if invalid.
+fn load_or_report(job: &Path) -> Option<runner::LoadedJob> {
+    runner::load_job(job).map_err(|e| eprintln!("{e}")).ok()
+}
+
 fn finish_run(r: Result<runner::JobReport, RunError>, events: Events) -> Result<ExitCode> {
     match r {
         Ok(report) => {
@@ -379,13 +372,7 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         JobsCommand::Create { job, store } => {
-            let loaded = match runner::load_job(&job) {
-                Ok(j) => j,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(1));
-                }
-            };
+            let Some(loaded) = load_or_report(&job) else { return Ok(ExitCode::from(1)) };
             let db = store_path(store.key_store.as_deref(), &loaded.dir)?;
             let job_store = SqliteJobStore::open(&db)?;
             let id = uuid::Uuid::new_v4().to_string();
