@@ -125,6 +125,7 @@ const nodeEnvironment: Environment<NodeSource, NodeOutput> = {
     return createReadStream(path, { highWaterMark: 4 << 20, signal }) as AsyncIterable<Uint8Array>;
   },
   async sink(output, which, desc, { overwrite }) {
+    if (output === null) return discard;
     if (output === undefined) {
       const m = /^derived\[(\d+)\]$/.exec(which);
       const loc = m ? desc.derived[Number(m[1])] : which === 'keys' ? desc.keys : desc.encrypted;

@@ -29,7 +29,7 @@ export interface Environment<S, O> {
   /** The input as chunks. */
   source(source: S | undefined, desc: JobDescription, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   /** Opens one output; `which` is `keys`, `encrypted` or `derived[i]`. */
-  sink(output: O | undefined, which: string, desc: JobDescription, opts: { overwrite: boolean }): Promise<Sink>;
+  sink(output: O | null | undefined, which: string, desc: JobDescription, opts: { overwrite: boolean }): Promise<Sink>;
 }
 
 /** Codes of start failures that a retry cannot fix. */
@@ -54,8 +54,9 @@ export function streamSink(stream: WritableStream<Uint8Array>): Sink {
 
 /** @internal Chunks of any supported source. */
 export async function* chunksOf(source: unknown, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-  if (source instanceof Uint8Array) {
-    yield source;
+  // Views are checked by brand, not `instanceof`, so bytes from another realm work too.
+  if (ArrayBuffer.isView(source)) {
+    yield new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
     return;
   }
   if (typeof Blob !== 'undefined' && source instanceof Blob) source = source.stream();
@@ -235,24 +236,25 @@ export async function runWith<S, O>(
     emit('RUNNING', '0 rows, 0 bytes', { rows: 0, bytes: 0 });
     let buf = new Uint8Array(0);
     let used = 0;
-    for await (const chunk of env.source(opts.source, desc, signal)) {
+    for await (const input of env.source(opts.source, desc, signal)) {
       checkAbort();
-      bytes += chunk.length;
-      if (used === 0 && chunk.length >= chunkBytes) {
-        await push(chunk);
-        continue;
-      }
-      if (buf.length === 0) buf = new Uint8Array(chunkBytes);
-      let off = 0;
-      while (off < chunk.length) {
-        const n = Math.min(chunk.length - off, chunkBytes - used);
-        buf.set(chunk.subarray(off, off + n), used);
-        used += n;
-        off += n;
+      bytes += input.length;
+      // Large chunks are cut to chunkBytes (heartbeats and aborts stay timely); small ones are gathered.
+      for (let at = 0; at < input.length; ) {
+        const chunk = input.subarray(at, Math.min(input.length, at + chunkBytes - used));
+        at += chunk.length;
+        if (used === 0 && chunk.length === chunkBytes) {
+          await push(chunk);
+          continue;
+        }
+        if (buf.length === 0) buf = new Uint8Array(chunkBytes);
+        buf.set(chunk, used);
+        used += chunk.length;
         if (used === chunkBytes) {
           await push(buf);
           used = 0;
         }
+        checkAbort();
       }
     }
     checkAbort();

@@ -149,12 +149,15 @@ export type OutputInput = WritableStream<Uint8Array>;
 
 /** What a job's outputs are written to. */
 export interface RunOutputs<O> {
-  /** The encrypted data. */
-  encrypted?: O;
-  /** The keys output. */
-  keys?: O;
-  /** Derived outputs, in job-file order (missing ones are not written). */
-  derived?: O[];
+  /** The encrypted data. `null` drops it. */
+  encrypted?: O | null;
+  /** The keys output. `null` drops it. */
+  keys?: O | null;
+  /**
+   * Derived outputs, in job-file order. `null` drops one. Left out: dropped
+   * (web entry point), or written to the job file's target (Node).
+   */
+  derived?: (O | null)[];
 }
 
 /** Options of {@link runBatchJob}. */
