@@ -22,7 +22,8 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use keylink_core::config::{
-    AssociatedData, CipherKind, ConnectorConfig, ConsentLevelType, ErrorPolicy, JobConfig, Location, SecretRef,
+    AssociatedData, CipherKind, ConnectorConfig, ConsentLevelType, ErrorPolicy, JobConfig,
+    Location, SecretRef,
 };
 use keylink_core::job::{Job as CoreJob, Outputs as CoreOutputs, Summary as CoreSummary};
 use keylink_core::keys::{KeyRequest as CoreRequest, StoredKey as CoreKey};
@@ -60,18 +61,32 @@ impl Job {
     /// - `seed`: 32 bytes; leave it out (always, outside tests): the seed then
     ///   comes from `crypto.getRandomValues`.
     #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str, contracts: JsValue, secrets: JsValue, seed: Option<Vec<u8>>) -> Result<Job, JsValue> {
+    pub fn new(
+        config_json: &str,
+        contracts: JsValue,
+        secrets: JsValue,
+        seed: Option<Vec<u8>>,
+    ) -> Result<Job, JsValue> {
         let config = parse_config(config_json, &contracts)?;
         let seed: [u8; 32] = match seed {
-            Some(s) => s.as_slice().try_into().map_err(|_| js_error(Error::state("the job seed must be 32 bytes")))?,
+            Some(s) => s
+                .as_slice()
+                .try_into()
+                .map_err(|_| js_error(Error::state("the job seed must be 32 bytes")))?,
             None => {
                 let mut s = [0u8; 32];
-                getrandom::fill(&mut s).map_err(|_| js_error(Error::state("no secure random source for the job seed")))?;
+                getrandom::fill(&mut s).map_err(|_| {
+                    js_error(Error::state("no secure random source for the job seed"))
+                })?;
                 s
             }
         };
-        let inner = CoreJob::new(&config, seed, &mut |s| resolve_secret(&secrets, s)).map_err(js_error)?;
-        Ok(Job { inner, out: CoreOutputs::default() })
+        let inner =
+            CoreJob::new(&config, seed, &mut |s| resolve_secret(&secrets, s)).map_err(js_error)?;
+        Ok(Job {
+            inner,
+            out: CoreOutputs::default(),
+        })
     }
 
     /// Decodes the rows `chunk` completes. Push large chunks (every call
@@ -94,7 +109,9 @@ impl Job {
 
     /// The column names, once the header has been read.
     pub fn header(&self) -> Option<Array> {
-        self.inner.header().map(|h| h.iter().map(|s| JsValue::from_str(s)).collect())
+        self.inner
+            .header()
+            .map(|h| h.iter().map(|s| JsValue::from_str(s)).collect())
     }
 
     /// Every (key-field value, window) the pending rows need a key for:
@@ -109,7 +126,10 @@ impl Job {
     /// (objects shaped like a proposal).
     #[wasm_bindgen(js_name = provideKeys)]
     pub fn provide_keys(&mut self, keys: Array) -> Result<(), JsValue> {
-        let keys = keys.iter().map(|k| core_key(&k)).collect::<Result<Vec<_>, _>>()?;
+        let keys = keys
+            .iter()
+            .map(|k| core_key(&k))
+            .collect::<Result<Vec<_>, _>>()?;
         self.inner.provide_keys(keys).map_err(js_error)
     }
 
@@ -136,7 +156,12 @@ impl Job {
         let o = Object::new();
         set(&o, "encrypted", &Uint8Array::from(&self.out.encrypted[..]));
         set(&o, "keys", &Uint8Array::from(&self.out.keys[..]));
-        let derived: Array = self.out.derived.iter().map(|d| JsValue::from(Uint8Array::from(&d[..]))).collect();
+        let derived: Array = self
+            .out
+            .derived
+            .iter()
+            .map(|d| JsValue::from(Uint8Array::from(&d[..])))
+            .collect();
         set(&o, "derived", &derived);
         self.out.encrypted.clear();
         self.out.keys.clear();
@@ -179,7 +204,11 @@ fn secret_ref_text(s: &SecretRef) -> String {
 
 fn resolve_secret(secrets: &JsValue, s: &SecretRef) -> Result<Vec<u8>, String> {
     let text = secret_ref_text(s);
-    let v = if secrets.is_object() { get(secrets, &text) } else { JsValue::UNDEFINED };
+    let v = if secrets.is_object() {
+        get(secrets, &text)
+    } else {
+        JsValue::UNDEFINED
+    };
     if let Some(s) = v.as_string() {
         return Ok(s.into_bytes());
     }
@@ -191,16 +220,33 @@ fn resolve_secret(secrets: &JsValue, s: &SecretRef) -> Result<Vec<u8>, String> {
 
 fn location(l: &Location) -> Object {
     let o = Object::new();
-    set(&o, "connector", &l.connector.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+    set(
+        &o,
+        "connector",
+        &l.connector
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
     set(&o, "path", &JsValue::from_str(&l.path()));
     o
 }
 
 fn describe(c: &JobConfig) -> Object {
     let o = Object::new();
-    set(&o, "contractRef", &c.data_contract.reference.as_str().into());
+    set(
+        &o,
+        "contractRef",
+        &c.data_contract.reference.as_str().into(),
+    );
     set(&o, "keyField", &c.data_contract.key_field.as_str().into());
-    set(&o, "groupId", &c.encryption.batch_job_group_id.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+    set(
+        &o,
+        "groupId",
+        &c.encryption
+            .batch_job_group_id
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
     set(&o, "cipher", &c.encryption.cipher.name().into());
     let aad = match c.encryption.associated_data {
         AssociatedData::None => "none",
@@ -209,7 +255,14 @@ fn describe(c: &JobConfig) -> Object {
     set(&o, "associatedData", &aad.into());
     set(&o, "windowHours", &c.encryption.window_hours.into());
     set(&o, "retentionDays", &c.encryption.retention_days.into());
-    set(&o, "kek", &c.encryption.kek.as_ref().map_or(JsValue::NULL, |k| secret_ref_text(k).into()));
+    set(
+        &o,
+        "kek",
+        &c.encryption
+            .kek
+            .as_ref()
+            .map_or(JsValue::NULL, |k| secret_ref_text(k).into()),
+    );
     let policy = match c.error_policy {
         ErrorPolicy::Fail => "fail",
         ErrorPolicy::Skip => "skip",
@@ -225,7 +278,9 @@ fn describe(c: &JobConfig) -> Object {
             }
             ConnectorConfig::S3 { .. } => set(&k, "kind", &"s3_bucket".into()),
             ConnectorConfig::Gcs { .. } => set(&k, "kind", &"google_cloud_storage_bucket".into()),
-            ConnectorConfig::Azure { .. } => set(&k, "kind", &"azure_blob_storage_container".into()),
+            ConnectorConfig::Azure { .. } => {
+                set(&k, "kind", &"azure_blob_storage_container".into())
+            }
         }
         set(&connectors, name, &k);
     }
@@ -238,7 +293,12 @@ fn describe(c: &JobConfig) -> Object {
         .iter()
         .map(|d| {
             let t = location(&d.target.location);
-            let levels: Array = d.consent_levels.as_slice().iter().map(|l| JsValue::from(*l)).collect();
+            let levels: Array = d
+                .consent_levels
+                .as_slice()
+                .iter()
+                .map(|l| JsValue::from(*l))
+                .collect();
             set(&t, "consentLevels", &levels);
             let ty = match d.consent_level_type {
                 ConsentLevelType::Granular => "GRANULAR",
@@ -257,7 +317,16 @@ fn describe(c: &JobConfig) -> Object {
         .map(|m| JsValue::from(secret_ref_text(&m.seed)))
         .collect();
     set(&o, "secrets", &secrets);
-    set(&o, "consentPlugin", &JsValue::from_bool(c.consent.extractor.as_ref().is_some_and(|e| e.plugin.is_some())));
+    set(
+        &o,
+        "consentPlugin",
+        &JsValue::from_bool(
+            c.consent
+                .extractor
+                .as_ref()
+                .is_some_and(|e| e.plugin.is_some()),
+        ),
+    );
     o
 }
 
@@ -280,27 +349,50 @@ fn key_request(r: &CoreRequest) -> JsValue {
     set(&o, "keyValue", &r.key_value.as_str().into());
     set(&o, "window", &(r.window as f64).into());
     set(&o, "windowStartMs", &(r.window_start_ms as f64).into());
-    set(&o, "subject", &r.subject.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+    set(
+        &o,
+        "subject",
+        &r.subject
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
     set(&o, "proposal", &js_key(&r.proposal));
     o.into()
 }
 
 fn bad_key(what: &str) -> JsValue {
-    js_error(Error::new(ErrorKind::Keys { message: format!("a provided key has no valid `{what}`") }))
+    js_error(Error::new(ErrorKind::Keys {
+        message: format!("a provided key has no valid `{what}`"),
+    }))
 }
 
 fn core_key(k: &JsValue) -> Result<CoreKey, JsValue> {
-    let key_link = get(k, "keyLink").as_string().ok_or_else(|| bad_key("keyLink"))?;
-    let key_id = get(k, "keyId").as_f64().filter(|n| n.fract() == 0.0 && *n > 0.0 && *n <= f64::from(u32::MAX));
+    let key_link = get(k, "keyLink")
+        .as_string()
+        .ok_or_else(|| bad_key("keyLink"))?;
+    let key_id = get(k, "keyId")
+        .as_f64()
+        .filter(|n| n.fract() == 0.0 && *n > 0.0 && *n <= f64::from(u32::MAX));
     let key_id = key_id.ok_or_else(|| bad_key("keyId"))? as u32;
-    let cipher = get(k, "cipher").as_string().and_then(|c| CipherKind::from_name(&c)).ok_or_else(|| bad_key("cipher"))?;
+    let cipher = get(k, "cipher")
+        .as_string()
+        .and_then(|c| CipherKind::from_name(&c))
+        .ok_or_else(|| bad_key("cipher"))?;
     let material = get(k, "material");
     if !material.is_instance_of::<Uint8Array>() {
         return Err(bad_key("material"));
     }
     let material = Uint8Array::from(material).to_vec();
     let uses_before = get(k, "usesBefore").as_f64().unwrap_or(0.0).max(0.0) as u64;
-    Ok(CoreKey { key_link, key: TinkKey { key_id, cipher, material: KeyMaterial::new(material) }, uses_before })
+    Ok(CoreKey {
+        key_link,
+        key: TinkKey {
+            key_id,
+            cipher,
+            material: KeyMaterial::new(material),
+        },
+        uses_before,
+    })
 }
 
 fn numbers(v: &[u64]) -> Array {
