@@ -41,4 +41,4 @@ cargo build -p keylink-host
 
 step "JS tests"
 cd sdk-js
-exec node --test --test-reporter=spec test/
+exec node --test --test-reporter=spec test/*.test.mjs
