@@ -1,0 +1,292 @@
+/**
+ * Running a batch job: lifecycle, the push/answer/drain loop over the wasm
+ * engine, outputs committed only at the end. Environment-neutral: the entry
+ * points (`index`, `browser`, `node`) supply how sources, outputs and secrets
+ * are opened.
+ * @packageDocumentation
+ */
+import { AbortError, KeylinkError, KeyStoreError, fromEngine } from './errors.js';
+import type { JobFileInput } from './jobfile.js';
+import { MemoryKeyStore } from './stores/memory.js';
+import type { JobDescription, JobResult, JobState, KeyStore, RunOptionsBase, StateEvent, Summary } from './types.js';
+import { engineOrThrow } from './wasm-loader.js';
+
+/** @internal An output being written: committed at the end, or aborted. */
+export interface Sink {
+  write(bytes: Uint8Array): Promise<void>;
+  commit(): Promise<void>;
+  abort(reason: unknown): Promise<void>;
+}
+
+/** @internal What an entry point supplies. */
+export interface Environment<S, O> {
+  /** Makes sure the engine is loaded. */
+  ready(): Promise<void>;
+  /** Contract files the job file names, by path. */
+  contracts?(json: string): Promise<Record<string, string>>;
+  /** Resolves an `env:`/`file:` reference, or undefined. */
+  secret?(ref: string): Promise<Uint8Array | undefined>;
+  /** The input as chunks. */
+  source(source: S | undefined, desc: JobDescription, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  /** Opens one output; `which` is `keys`, `encrypted` or `derived[i]`. */
+  sink(output: O | null | undefined, which: string, desc: JobDescription, opts: { overwrite: boolean }): Promise<Sink>;
+}
+
+/** Codes of start failures that a retry cannot fix. */
+const FINAL_START_CODES = new Set(['INVALID_CONFIG', 'SECRET', 'TARGET_EXISTS', 'UNSUPPORTED', 'MISSING_COLUMN', 'EMPTY_INPUT']);
+
+const DEFAULT_CHUNK = 4 << 20;
+
+/** @internal A sink that drops everything (an output the caller did not ask for). */
+export const discard: Sink = { write: async () => {}, commit: async () => {}, abort: async () => {} };
+
+/** @internal A sink over a Web `WritableStream`. */
+export function streamSink(stream: WritableStream<Uint8Array>): Sink {
+  const writer = stream.getWriter();
+  return {
+    async write(bytes) {
+      if (bytes.length) await writer.write(bytes);
+    },
+    commit: () => writer.close(),
+    abort: (reason) => writer.abort(reason).catch(() => {}),
+  };
+}
+
+/** @internal Chunks of any supported source. */
+export async function* chunksOf(source: unknown, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  // Views are checked by brand, not `instanceof`, so bytes from another realm work too.
+  if (ArrayBuffer.isView(source)) {
+    yield new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    return;
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob) source = source.stream();
+  if (typeof ReadableStream !== 'undefined' && source instanceof ReadableStream) {
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      reader.releaseLock();
+    }
+  }
+  if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') {
+    yield* source as AsyncIterable<Uint8Array>;
+    return;
+  }
+  throw new KeylinkError('UNSUPPORTED', 'unsupported source: give a ReadableStream, Blob, File, Uint8Array or async iterable of bytes', { startError: true });
+}
+
+/** The job file as JSON text. */
+function jsonOf(config: JobFileInput): string {
+  return typeof config === 'string' ? config : JSON.stringify(config);
+}
+
+/**
+ * Validates a job file and describes it (outputs, group, cipher, secrets).
+ * The engine must be initialised.
+ * @param config - the job file (object or JSON text)
+ * @param contracts - contract files by path, for `data_contract_file`
+ * @throws {@link JobFileError} with every problem and its JSON path
+ */
+export function describeJob(config: JobFileInput, contracts?: Record<string, string>): JobDescription {
+  try {
+    return engineOrThrow().describeJob(jsonOf(config), contracts ?? {}) as JobDescription;
+  } catch (e) {
+    throw fromEngine(e);
+  }
+}
+
+/** @internal The engine's Job class. */
+type EngineJob = InstanceType<ReturnType<typeof engineOrThrow>['Job']>;
+type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[] };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function randomUuid(): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** @internal The runner shared by every entry point. */
+export async function runWith<S, O>(
+  env: Environment<S, O>,
+  config: JobFileInput,
+  opts: RunOptionsBase<S, O> & { overwrite?: boolean },
+): Promise<JobResult> {
+  await env.ready();
+  const t0 = Date.now();
+  const json = jsonOf(config);
+  const contracts = { ...(env.contracts ? await env.contracts(json) : {}), ...(opts.contracts ?? {}) };
+  const desc = describeJob(json, contracts);
+  if (desc.consentPlugin) {
+    throw new KeylinkError('UNSUPPORTED', 'consent plugins run in the keylink host only, not in the JS SDK', { startError: true });
+  }
+  if (desc.kek) {
+    throw new KeylinkError('UNSUPPORTED', '`encryption.kek` (wrapped keys, encrypted keysets) is not supported by the JS SDK; use the keylink CLI', { startError: true });
+  }
+  const { Job } = engineOrThrow();
+  const jobId = opts.jobId ?? randomUuid();
+  const group = desc.groupId ?? jobId;
+  const store: KeyStore = opts.keyStore ?? new MemoryKeyStore();
+  const states: StateEvent[] = [];
+  const emit = (state: JobState, message: string, extra: { rows?: number; bytes?: number } = {}) => {
+    const ev: StateEvent = { jobId, state, at: Date.now(), message, ...extra };
+    states.push(ev);
+    try {
+      opts.onState?.(ev);
+    } catch {
+      // A failing callback must not break the job.
+    }
+  };
+  const signal = opts.signal;
+  const checkAbort = () => {
+    if (signal?.aborted) throw new AbortError(signal.reason);
+  };
+  emit('PENDING', '');
+
+  // ---- start (with retries for transient failures)
+  const attempts = (opts.startRetries ?? 3) + 1;
+  let job: EngineJob | undefined;
+  let sinks: Sink[] = [];
+  const abortSinks = async (reason: unknown) => {
+    await Promise.all(sinks.map((s) => s.abort(reason).catch(() => {})));
+    sinks = [];
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      checkAbort();
+      const secrets: Record<string, string | Uint8Array> = { ...(opts.secrets ?? {}) };
+      for (const ref of desc.secrets) {
+        if (secrets[ref] !== undefined) continue;
+        const v = env.secret ? await env.secret(ref) : undefined;
+        if (v === undefined) {
+          throw new KeylinkError('SECRET', `secret ${ref} was not provided (pass it in \`secrets\`)`, { startError: true });
+        }
+        secrets[ref] = v;
+      }
+      const overwrite = opts.overwrite ?? false;
+      // Keys first: it is also committed first.
+      sinks.push(await env.sink(opts.keys, 'keys', desc, { overwrite }));
+      sinks.push(await env.sink(opts.encrypted, 'encrypted', desc, { overwrite }));
+      for (let i = 0; i < desc.derived.length; i++) {
+        sinks.push(await env.sink(opts.derived?.[i], `derived[${i}]`, desc, { overwrite }));
+      }
+      try {
+        job = new Job(json, contracts, secrets, opts.seed ?? undefined);
+      } catch (e) {
+        throw fromEngine(e);
+      }
+      break;
+    } catch (e) {
+      await abortSinks(e);
+      const err = e instanceof KeylinkError ? e : new KeylinkError('IO', `cannot start: ${(e as Error)?.message ?? e}`, { cause: e, startError: true });
+      const final = attempt >= attempts || FINAL_START_CODES.has(err.code) || err.code === 'ABORTED';
+      emit('ERROR_STARTING', `${err.message} (attempt ${attempt} of ${attempts}; ${final ? 'giving up' : 'retrying'})`);
+      if (final) throw err;
+      await sleep((opts.retryBaseDelayMs ?? 200) * 2 ** (attempt - 1));
+    }
+  }
+  emit('STARTED', '');
+
+  // ---- run
+  const [keysSink, encSink, ...derivedSinks] = sinks;
+  let bytes = 0;
+  const heartbeat = opts.heartbeatMs ?? 10_000;
+  let lastBeat = Date.now();
+  const chunkBytes = Math.max(1, opts.chunkBytes ?? DEFAULT_CHUNK);
+  const write = async (out: Drained) => {
+    const w: Promise<void>[] = [keysSink.write(out.keys), encSink.write(out.encrypted)];
+    out.derived.forEach((d, i) => w.push(derivedSinks[i].write(d)));
+    await Promise.all(w);
+  };
+  const answer = async () => {
+    const requests = job!.keyRequests();
+    if (requests.length) {
+      let keys;
+      try {
+        keys = await store.getOrCreate(group, desc.cipher, requests);
+      } catch (e) {
+        throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
+      }
+      checkAbort();
+      job!.provideKeys(keys);
+    }
+    await write(job!.drain() as Drained);
+  };
+  const push = async (chunk: Uint8Array) => {
+    job!.push(chunk);
+    await answer();
+    if (Date.now() - lastBeat >= heartbeat) {
+      lastBeat = Date.now();
+      const rows = job!.rowsRead();
+      emit('RUNNING', `${rows} rows, ${bytes} bytes`, { rows, bytes });
+    }
+  };
+  try {
+    emit('RUNNING', '0 rows, 0 bytes', { rows: 0, bytes: 0 });
+    let buf = new Uint8Array(0);
+    let used = 0;
+    for await (const input of env.source(opts.source, desc, signal)) {
+      checkAbort();
+      bytes += input.length;
+      // Large chunks are cut to chunkBytes (heartbeats and aborts stay timely); small ones are gathered.
+      for (let at = 0; at < input.length; ) {
+        const chunk = input.subarray(at, Math.min(input.length, at + chunkBytes - used));
+        at += chunk.length;
+        if (used === 0 && chunk.length === chunkBytes) {
+          await push(chunk);
+          continue;
+        }
+        if (buf.length === 0) buf = new Uint8Array(chunkBytes);
+        buf.set(chunk, used);
+        used += chunk.length;
+        if (used === chunkBytes) {
+          await push(buf);
+          used = 0;
+        }
+        checkAbort();
+      }
+    }
+    checkAbort();
+    if (used) await push(buf.subarray(0, used));
+    job!.endInput();
+    await answer();
+    const { outputs, summary } = job!.finish() as { outputs: Drained; summary: Summary };
+    await write(outputs);
+    checkAbort();
+    await store.recordUses?.(summary.keyUses);
+    checkAbort();
+    // Commit: keys first, so no encrypted data is ever visible without its keys.
+    await keysSink.commit();
+    await Promise.all([encSink, ...derivedSinks].map((s) => s.commit()));
+    sinks = [];
+    const elapsedMs = Date.now() - t0;
+    const secs = elapsedMs / 1000;
+    const rate = secs > 0 ? summary.rowsWritten / secs : 0;
+    let msg = `Processed ${summary.rowsWritten} records in ${secs.toFixed(1)} s (${rate.toFixed(0)} records/s)`;
+    if (summary.rowsSkipped > 0) {
+      const shown = summary.skippedRows.slice(0, 20).join(', ');
+      msg += `; skipped ${summary.rowsSkipped} rows: ${shown}${summary.skippedRows.length > 20 ? ', ...' : ''}`;
+    }
+    emit('FINISHED', msg, { rows: summary.rowsRead, bytes });
+    return { jobId, group, summary, states, elapsedMs, bytes };
+  } catch (e) {
+    const err = signal?.aborted ? new AbortError(signal.reason) : fromEngine(e);
+    await abortSinks(err);
+    const start = err instanceof KeylinkError && err.startError;
+    emit(start ? 'ERROR_STARTING' : 'ERROR', (err as Error)?.message ?? String(err));
+    throw err;
+  } finally {
+    job?.free();
+  }
+}

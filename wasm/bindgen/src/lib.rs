@@ -1,0 +1,455 @@
+//! keylink's engine for JavaScript: thin wasm-bindgen bindings over
+//! `keylink-core`, used by the npm package `keylink` (`sdk-js/`).
+//!
+//! Conversion and error mapping only; every rule of a job lives in the core.
+//! The JS side drives a [`Job`] exactly like the host drives the core:
+//!
+//! ```text
+//! const job = new Job(configJson, contracts, secrets)   // seed from crypto.getRandomValues
+//! job.push(bigChunk)                                     // batch: push MBs, not rows
+//! const reqs = job.keyRequests()                         // plain objects
+//! if (reqs.length) job.provideKeys(await store.getOrCreate(group, cipher, reqs))
+//! const out = job.drain()                                // { encrypted, keys, derived[] }
+//! ...
+//! const { outputs, summary } = job.finish()
+//! ```
+//!
+//! Errors are thrown as JS `Error`s carrying `code` (the core's
+//! [`Error::code`]), `startError`, and where they apply `problems` (`{path,
+//! message}` of an invalid job file), `row`, `line`, `column`. No message
+//! ever holds a cell value or key material (the core guarantees it).
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use keylink_core::config::{
+    AssociatedData, CipherKind, ConnectorConfig, ConsentLevelType, ErrorPolicy, JobConfig,
+    Location, SecretRef,
+};
+use keylink_core::job::{Job as CoreJob, Outputs as CoreOutputs, Summary as CoreSummary};
+use keylink_core::keys::{KeyRequest as CoreRequest, StoredKey as CoreKey};
+use keylink_core::tink::{KeyMaterial, TinkKey};
+use keylink_core::{Error, ErrorKind};
+
+/// The version of this engine build (the crate version).
+#[wasm_bindgen(js_name = engineVersion)]
+pub fn engine_version() -> String {
+    env!("CARGO_PKG_VERSION").into()
+}
+
+/// Validates a job file and describes it: what the SDK needs to run it
+/// (group, cipher, outputs, secrets to resolve). Throws the core's
+/// `INVALID_CONFIG` error with every problem and its JSON path.
+#[wasm_bindgen(js_name = describeJob)]
+pub fn describe_job(config_json: &str, contracts: JsValue) -> Result<JsValue, JsValue> {
+    let config = parse_config(config_json, &contracts)?;
+    Ok(describe(&config).into())
+}
+
+/// A batch job: push input bytes, answer key requests, drain output bytes.
+#[wasm_bindgen]
+pub struct Job {
+    inner: CoreJob,
+    out: CoreOutputs,
+}
+
+#[wasm_bindgen]
+impl Job {
+    /// Creates a job (PENDING) from a job file.
+    ///
+    /// - `contracts`: `{ [path]: text }` for `data_contract_file`, or undefined;
+    /// - `secrets`: `{ [reference as written, e.g. "env:MASK_SEED"]: Uint8Array | string }`;
+    /// - `seed`: 32 bytes; leave it out (always, outside tests): the seed then
+    ///   comes from `crypto.getRandomValues`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        config_json: &str,
+        contracts: JsValue,
+        secrets: JsValue,
+        seed: Option<Vec<u8>>,
+    ) -> Result<Job, JsValue> {
+        let config = parse_config(config_json, &contracts)?;
+        let seed: [u8; 32] = match seed {
+            Some(s) => s
+                .as_slice()
+                .try_into()
+                .map_err(|_| js_error(Error::state("the job seed must be 32 bytes")))?,
+            None => {
+                let mut s = [0u8; 32];
+                getrandom::fill(&mut s).map_err(|_| {
+                    js_error(Error::state("no secure random source for the job seed"))
+                })?;
+                s
+            }
+        };
+        let inner =
+            CoreJob::new(&config, seed, &mut |s| resolve_secret(&secrets, s)).map_err(js_error)?;
+        Ok(Job {
+            inner,
+            out: CoreOutputs::default(),
+        })
+    }
+
+    /// Decodes the rows `chunk` completes. Push large chunks (every call
+    /// crosses the JS/wasm boundary once).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
+        self.inner.push(chunk).map_err(js_error)
+    }
+
+    /// Marks the end of the input.
+    #[wasm_bindgen(js_name = endInput)]
+    pub fn end_input(&mut self) -> Result<(), JsValue> {
+        self.inner.end_input().map_err(js_error)
+    }
+
+    /// Rows read so far (header not counted).
+    #[wasm_bindgen(js_name = rowsRead)]
+    pub fn rows_read(&self) -> f64 {
+        self.inner.rows_read() as f64
+    }
+
+    /// The column names, once the header has been read.
+    pub fn header(&self) -> Option<Array> {
+        self.inner
+            .header()
+            .map(|h| h.iter().map(|s| JsValue::from_str(s)).collect())
+    }
+
+    /// Every (key-field value, window) the pending rows need a key for:
+    /// `{ keyValue, window, windowStartMs, subject, proposal: { keyLink,
+    /// keyId, cipher, material, usesBefore } }`.
+    #[wasm_bindgen(js_name = keyRequests)]
+    pub fn key_requests(&self) -> Array {
+        self.inner.key_requests().iter().map(key_request).collect()
+    }
+
+    /// Answers every current key request, in order, with the store's keys
+    /// (objects shaped like a proposal).
+    #[wasm_bindgen(js_name = provideKeys)]
+    pub fn provide_keys(&mut self, keys: Array) -> Result<(), JsValue> {
+        let keys = keys
+            .iter()
+            .map(|k| core_key(&k))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner.provide_keys(keys).map_err(js_error)
+    }
+
+    /// Encrypts the pending rows: `{ encrypted, keys, derived: [] }`, bytes
+    /// to append to each output.
+    pub fn drain(&mut self) -> Result<Object, JsValue> {
+        self.inner.drain(&mut self.out).map_err(js_error)?;
+        Ok(self.take_outputs())
+    }
+
+    /// Ends the job: `{ outputs, summary }`.
+    pub fn finish(&mut self) -> Result<Object, JsValue> {
+        let summary = self.inner.finish(&mut self.out).map_err(js_error)?;
+        let o = Object::new();
+        set(&o, "outputs", &self.take_outputs());
+        set(&o, "summary", &js_summary(&summary));
+        Ok(o)
+    }
+}
+
+impl Job {
+    /// Copies the produced bytes out and keeps the buffers' capacity.
+    fn take_outputs(&mut self) -> Object {
+        let o = Object::new();
+        set(&o, "encrypted", &Uint8Array::from(&self.out.encrypted[..]));
+        set(&o, "keys", &Uint8Array::from(&self.out.keys[..]));
+        let derived: Array = self
+            .out
+            .derived
+            .iter()
+            .map(|d| JsValue::from(Uint8Array::from(&d[..])))
+            .collect();
+        set(&o, "derived", &derived);
+        self.out.encrypted.clear();
+        self.out.keys.clear();
+        for d in &mut self.out.derived {
+            d.clear();
+        }
+        o
+    }
+}
+
+fn set(o: &Object, key: &str, value: &JsValue) {
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(o, &JsValue::from_str(key), value);
+}
+
+fn get(o: &JsValue, key: &str) -> JsValue {
+    Reflect::get(o, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn parse_config(json: &str, contracts: &JsValue) -> Result<JobConfig, JsValue> {
+    JobConfig::from_json(json, &mut |path| {
+        if contracts.is_object() {
+            if let Some(text) = get(contracts, path).as_string() {
+                return Ok(text);
+            }
+        }
+        Err(format!("contract file {path} was not provided"))
+    })
+    .map_err(js_error)
+}
+
+/// The text a secret reference was written as: the key of `secrets`.
+fn secret_ref_text(s: &SecretRef) -> String {
+    match s {
+        SecretRef::Env(n) => format!("env:{n}"),
+        SecretRef::File(p) => format!("file:{p}"),
+        SecretRef::Inline(v) => v.clone(),
+    }
+}
+
+fn resolve_secret(secrets: &JsValue, s: &SecretRef) -> Result<Vec<u8>, String> {
+    let text = secret_ref_text(s);
+    let v = if secrets.is_object() {
+        get(secrets, &text)
+    } else {
+        JsValue::UNDEFINED
+    };
+    if let Some(s) = v.as_string() {
+        return Ok(s.into_bytes());
+    }
+    if v.is_instance_of::<Uint8Array>() {
+        return Ok(Uint8Array::from(v).to_vec());
+    }
+    Err(format!("secret {text} was not provided"))
+}
+
+fn location(l: &Location) -> Object {
+    let o = Object::new();
+    set(
+        &o,
+        "connector",
+        &l.connector
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
+    set(&o, "path", &JsValue::from_str(&l.path()));
+    o
+}
+
+fn describe(c: &JobConfig) -> Object {
+    let o = Object::new();
+    set(
+        &o,
+        "contractRef",
+        &c.data_contract.reference.as_str().into(),
+    );
+    set(&o, "keyField", &c.data_contract.key_field.as_str().into());
+    set(
+        &o,
+        "groupId",
+        &c.encryption
+            .batch_job_group_id
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
+    set(&o, "cipher", &c.encryption.cipher.name().into());
+    let aad = match c.encryption.associated_data {
+        AssociatedData::None => "none",
+        AssociatedData::FieldName => "field-name",
+    };
+    set(&o, "associatedData", &aad.into());
+    set(&o, "windowHours", &c.encryption.window_hours.into());
+    set(&o, "retentionDays", &c.encryption.retention_days.into());
+    set(
+        &o,
+        "kek",
+        &c.encryption
+            .kek
+            .as_ref()
+            .map_or(JsValue::NULL, |k| secret_ref_text(k).into()),
+    );
+    let policy = match c.error_policy {
+        ErrorPolicy::Fail => "fail",
+        ErrorPolicy::Skip => "skip",
+    };
+    set(&o, "errorPolicy", &policy.into());
+    let connectors = Object::new();
+    for (name, cfg) in &c.data_connectors {
+        let k = Object::new();
+        match cfg {
+            ConnectorConfig::Local { root } => {
+                set(&k, "kind", &"local".into());
+                set(&k, "root", &root.as_str().into());
+            }
+            ConnectorConfig::S3 { .. } => set(&k, "kind", &"s3_bucket".into()),
+            ConnectorConfig::Gcs { .. } => set(&k, "kind", &"google_cloud_storage_bucket".into()),
+            ConnectorConfig::Azure { .. } => {
+                set(&k, "kind", &"azure_blob_storage_container".into())
+            }
+        }
+        set(&connectors, name, &k);
+    }
+    set(&o, "connectors", &connectors);
+    set(&o, "source", &location(&c.source.location));
+    set(&o, "encrypted", &location(&c.encrypted_data.location));
+    set(&o, "keys", &location(&c.encryption_keys_data.location));
+    let derived: Array = c
+        .derived_data
+        .iter()
+        .map(|d| {
+            let t = location(&d.target.location);
+            let levels: Array = d
+                .consent_levels
+                .as_slice()
+                .iter()
+                .map(|l| JsValue::from(*l))
+                .collect();
+            set(&t, "consentLevels", &levels);
+            let ty = match d.consent_level_type {
+                ConsentLevelType::Granular => "GRANULAR",
+                ConsentLevelType::Cumulative => "CUMULATIVE",
+            };
+            set(&t, "consentLevelType", &ty.into());
+            JsValue::from(t)
+        })
+        .collect();
+    set(&o, "derived", &derived);
+    let secrets: Array = c
+        .derived_data
+        .iter()
+        .filter_map(|d| d.masked_fields.as_ref())
+        .filter(|m| !matches!(m.seed, SecretRef::Inline(_)))
+        .map(|m| JsValue::from(secret_ref_text(&m.seed)))
+        .collect();
+    set(&o, "secrets", &secrets);
+    set(
+        &o,
+        "consentPlugin",
+        &JsValue::from_bool(
+            c.consent
+                .extractor
+                .as_ref()
+                .is_some_and(|e| e.plugin.is_some()),
+        ),
+    );
+    o
+}
+
+fn cipher_name(c: CipherKind) -> JsValue {
+    c.name().into()
+}
+
+fn js_key(k: &CoreKey) -> Object {
+    let o = Object::new();
+    set(&o, "keyLink", &k.key_link.as_str().into());
+    set(&o, "keyId", &k.key.key_id.into());
+    set(&o, "cipher", &cipher_name(k.key.cipher));
+    set(&o, "material", &Uint8Array::from(k.key.material.as_bytes()));
+    set(&o, "usesBefore", &(k.uses_before as f64).into());
+    o
+}
+
+fn key_request(r: &CoreRequest) -> JsValue {
+    let o = Object::new();
+    set(&o, "keyValue", &r.key_value.as_str().into());
+    set(&o, "window", &(r.window as f64).into());
+    set(&o, "windowStartMs", &(r.window_start_ms as f64).into());
+    set(
+        &o,
+        "subject",
+        &r.subject
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
+    set(&o, "proposal", &js_key(&r.proposal));
+    o.into()
+}
+
+fn bad_key(what: &str) -> JsValue {
+    js_error(Error::new(ErrorKind::Keys {
+        message: format!("a provided key has no valid `{what}`"),
+    }))
+}
+
+fn core_key(k: &JsValue) -> Result<CoreKey, JsValue> {
+    let key_link = get(k, "keyLink")
+        .as_string()
+        .ok_or_else(|| bad_key("keyLink"))?;
+    let key_id = get(k, "keyId")
+        .as_f64()
+        .filter(|n| n.fract() == 0.0 && *n > 0.0 && *n <= f64::from(u32::MAX));
+    let key_id = key_id.ok_or_else(|| bad_key("keyId"))? as u32;
+    let cipher = get(k, "cipher")
+        .as_string()
+        .and_then(|c| CipherKind::from_name(&c))
+        .ok_or_else(|| bad_key("cipher"))?;
+    let material = get(k, "material");
+    if !material.is_instance_of::<Uint8Array>() {
+        return Err(bad_key("material"));
+    }
+    let material = Uint8Array::from(material).to_vec();
+    let uses_before = get(k, "usesBefore").as_f64().unwrap_or(0.0).max(0.0) as u64;
+    Ok(CoreKey {
+        key_link,
+        key: TinkKey {
+            key_id,
+            cipher,
+            material: KeyMaterial::new(material),
+        },
+        uses_before,
+    })
+}
+
+fn numbers(v: &[u64]) -> Array {
+    v.iter().map(|n| JsValue::from(*n as f64)).collect()
+}
+
+fn js_summary(s: &CoreSummary) -> Object {
+    let o = Object::new();
+    set(&o, "rowsRead", &(s.rows_read as f64).into());
+    set(&o, "rowsWritten", &(s.rows_written as f64).into());
+    set(&o, "rowsSkipped", &(s.rows_skipped as f64).into());
+    set(&o, "skippedRows", &numbers(&s.skipped_rows));
+    set(&o, "derivedRows", &numbers(&s.derived_rows));
+    set(&o, "keysUsed", &(s.keys_used as f64).into());
+    set(&o, "keysCreated", &(s.keys_created as f64).into());
+    set(&o, "valuesEncrypted", &(s.values_encrypted as f64).into());
+    let uses: Array = s
+        .key_uses
+        .iter()
+        .map(|(link, n)| JsValue::from(Array::of2(&link.as_str().into(), &(*n as f64).into())))
+        .collect();
+    set(&o, "keyUses", &uses);
+    o
+}
+
+/// The core's error as a JS `Error` with a stable `code` and its positions.
+fn js_error(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    let o: &Object = err.as_ref();
+    set(o, "code", &e.code().into());
+    set(o, "startError", &e.is_start_error().into());
+    if let Some(row) = e.row() {
+        set(o, "row", &(row as f64).into());
+    }
+    match e.kind() {
+        ErrorKind::InvalidConfig(problems) => {
+            let list: Array = problems
+                .iter()
+                .map(|p| {
+                    let q = Object::new();
+                    set(&q, "path", &p.path.as_str().into());
+                    set(&q, "message", &p.message.as_str().into());
+                    JsValue::from(q)
+                })
+                .collect();
+            set(o, "problems", &list);
+        }
+        ErrorKind::MissingColumn { column, .. } => set(o, "column", &column.as_str().into()),
+        ErrorKind::RaggedRow { line, .. } | ErrorKind::InvalidEncoding { line, .. } => {
+            set(o, "line", &(*line as f64).into());
+        }
+        ErrorKind::BadTimestamp { line, column, .. } => {
+            set(o, "line", &(*line as f64).into());
+            set(o, "column", &column.as_str().into());
+        }
+        ErrorKind::Secret { path, .. } => set(o, "path", &path.as_str().into()),
+        _ => {}
+    }
+    err.into()
+}
