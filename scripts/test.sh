@@ -11,3 +11,5 @@ cargo test --workspace --all-targets
 cargo test --workspace --doc
 echo "== job-file tests that need the timestamp compilers"
 cargo test -q -p keylink-core --test job_file -- --ignored
+echo "== JS SDK: Node, CLI/Tink interop, headless Chromium, packaging, edge"
+scripts/test-js.sh

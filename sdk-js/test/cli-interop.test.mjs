@@ -34,10 +34,9 @@ function jobIn(dir, prefix, encryption) {
  * a second copy of the header line at the end of every data output (a host
  * bug, reported); it is cut off here, and only that exact line.
  */
-function cliText(path) {
-  const text = readFileSync(path, 'utf8');
-  const header = text.slice(0, text.indexOf('\n') + 1);
-  return text.length > header.length && text.endsWith(header) ? text.slice(0, -header.length) : text;
+
+function readText(path) {
+  return readFileSync(path, 'utf8');
 }
 
 function setup() {
@@ -83,10 +82,10 @@ test('an SDK job and a CLI job of one group share one SQLite store: same key lin
   assert.ok(r.summary.keysCreated > 0);
   await run(CLI, ['run', cli.path, '--engine', 'native', '--key-store', `sqlite:${db}`, '--overwrite'], { env });
   const a = records(readFileSync(sdk.out('encrypted')));
-  const b = records(cliText(cli.out('encrypted')));
+  const b = records(readText(cli.out('encrypted')));
   assert.deepEqual(b.map((x) => x['strmMeta.keyLink']), a.map((x) => x['strmMeta.keyLink']));
-  assert.equal(cliText(cli.out('encrypted')), readFileSync(sdk.out('encrypted'), 'utf8'), 'deterministic cipher, same keys: same bytes');
-  assert.equal(cliText(cli.out('derived1')), readFileSync(sdk.out('derived1'), 'utf8'));
+  assert.equal(readText(cli.out('encrypted')), readFileSync(sdk.out('encrypted'), 'utf8'), 'deterministic cipher, same keys: same bytes');
+  assert.equal(readText(cli.out('derived1')), readFileSync(sdk.out('derived1'), 'utf8'));
   assert.deepEqual(new Set(records(readFileSync(cli.out('keys'))).map((k) => k.encryptionKey)), new Set(records(readFileSync(sdk.out('keys'))).map((k) => k.encryptionKey)));
   // and back: a later SDK job reuses what the CLI's store holds, creating nothing
   const again = await runBatchJob(sdk.path, { keyStore: store, overwrite: true });
@@ -106,7 +105,7 @@ test('CLI first on part of the data, then the SDK on all of it: the SDK reuses t
   writeFileSync(join(cliDir, 'events.csv'), part);
   const cli = jobIn(cliDir, 'cli', { batch_job_group_id: 'shared-gcm' });
   await run(CLI, ['run', cli.path, '--engine', 'native', '--key-store', `sqlite:${db}`, '--overwrite'], { env });
-  const cliRows = records(cliText(cli.out('encrypted')));
+  const cliRows = records(readText(cli.out('encrypted')));
   const sdk = jobIn(dir, 'sdk', { batch_job_group_id: 'shared-gcm' });
   const store = SqliteKeyStore.open(db);
   const r = await runBatchJob(sdk.path, { keyStore: store });
@@ -131,7 +130,7 @@ test('an SDK job and a CLI job running at the same time on one fresh store end w
     runBatchJob(sdk.path, { keyStore: store, chunkBytes: 2048 }),
   ]);
   const a = records(readFileSync(sdk.out('encrypted'))).map((x) => x['strmMeta.keyLink']);
-  const b = records(cliText(cli.out('encrypted'))).map((x) => x['strmMeta.keyLink']);
+  const b = records(readText(cli.out('encrypted'))).map((x) => x['strmMeta.keyLink']);
   assert.deepEqual(a, b);
   assert.equal(store.count(), new Set(a).size);
   store.close();
