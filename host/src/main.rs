@@ -153,6 +153,9 @@ enum JobsCommand {
         engine: EngineArgs,
         #[arg(long, value_enum, default_value = "human")]
         events: Events,
+        /// Key-encryption key of the store (a Tink AES-256-GCM JSON keyset) as `env:NAME` or `file:PATH`.
+        #[arg(long, env = "KEYLINK_KEK")]
+        kek: Option<String>,
     },
     /// Create a PENDING job from a job file without running it; prints its id.
     Create {
@@ -381,8 +384,9 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
             println!("{id}");
             Ok(ExitCode::SUCCESS)
         }
-        JobsCommand::Start { id, key_store, overwrite, engine: eng, events } => {
-            let db = store_path(Some(&key_store), Path::new("."))?;
+        JobsCommand::Start { id, key_store, overwrite, engine: eng, events, kek: kek_ref } => {
+            // absolute: the job runs in its own working directory
+            let db = std::path::absolute(store_path(Some(&key_store), Path::new("."))?)?;
             let job_store = Arc::new(SqliteJobStore::open(&db)?);
             let Some(rec) = job_store.get(&id)? else {
                 eprintln!("no job {id}");
@@ -395,7 +399,7 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
             }
             std::env::set_current_dir(&rec.base_dir).with_context(|| format!("job's working directory {}", rec.base_dir))?;
             let loaded = runner::load_job_json(rec.config_json.clone(), Path::new(&rec.base_dir)).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, None)?);
+            let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, kek(kek_ref.as_deref())?)?);
             let life = Lifecycle { job_id: id, store: job_store, reporter: reporter(events) };
             let opts = RunOptions {
                 engine: engine(eng.engine)?,
@@ -406,7 +410,7 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
                 seed: None,
                 start_retries: 3,
                 retry_base_delay: Duration::from_millis(500),
-                kek: None,
+                kek: kek(kek_ref.as_deref())?.map(|k| Arc::new(k.cipher())),
             };
             finish_run(runner::run_pending(&loaded, &life, &opts), events)
         }
