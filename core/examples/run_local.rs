@@ -11,11 +11,11 @@ use keylink_core::config::{ConnectorConfig, JobConfig, Location, SecretRef};
 use keylink_core::job::{Job, Outputs};
 use keylink_core::keys::StoredKey;
 
-fn resolve(config: &JobConfig, loc: &Location) -> PathBuf {
+fn resolve(config: &JobConfig, loc: &Location) -> Result<PathBuf, String> {
     match loc.connector.as_ref().and_then(|c| config.data_connectors.get(c)) {
-        Some(ConnectorConfig::Local { root }) => PathBuf::from(root).join(loc.path()),
-        Some(_) => panic!("this example handles local connectors only"),
-        None => PathBuf::from(loc.path()),
+        Some(ConnectorConfig::Local { root }) => Ok(PathBuf::from(root).join(loc.path())),
+        Some(_) => Err("this example handles local connectors only".into()),
+        None => Ok(PathBuf::from(loc.path())),
     }
 }
 
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut job = Job::new(&config, seed, &mut secrets)?;
     let mut store: HashMap<(String, i64), StoredKey> = HashMap::new();
     let mut out = Outputs::default();
-    let mut input = std::fs::File::open(resolve(&config, &config.source.location))?;
+    let mut input = std::fs::File::open(resolve(&config, &config.source.location)?)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut enc = Vec::new();
     let mut derived = vec![Vec::new(); config.derived_data.len()];
@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let summary = job.finish(&mut out)?;
     let write = |loc: &Location, bytes: &[u8]| -> std::io::Result<()> {
-        let p = resolve(&config, loc);
+        let p = resolve(&config, loc).map_err(std::io::Error::other)?;
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)?;
         }
