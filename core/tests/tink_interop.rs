@@ -11,7 +11,10 @@ fn check(extra: &str, aad: &str) {
     let input = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/clickstream_dirty.csv"))
         .expect("tests/vectors/clickstream_dirty.csv");
     let run = run(&config(&clickstream_job(extra)), input.as_bytes()).unwrap();
-    let dir = std::env::temp_dir().join(format!("keylink-tink-{}-{}", std::process::id(), aad));
+    // one folder per call: the tests run in parallel
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("keylink-tink-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("keys.csv"), &run.out.keys).unwrap();
     std::fs::write(dir.join("enc.csv"), &run.out.encrypted).unwrap();
