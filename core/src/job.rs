@@ -243,6 +243,15 @@ impl Job {
     /// # Errors
     /// `Secret` when a masking seed cannot be resolved.
     pub fn new(config: &JobConfig, seed: [u8; 32], secrets: &mut dyn FnMut(&SecretRef) -> Result<Vec<u8>, String>) -> Result<Job> {
+        if config.consent.extractor.as_ref().is_some_and(|e| e.plugin.is_some()) {
+            // Running with the default consent instead would silently
+            // widen or narrow what derived outputs hold: refuse.
+            return Err(ErrorKind::InvalidConfig(alloc::vec![crate::error::ConfigProblem {
+                path: "consent.consent_level_extractor.plugin".into(),
+                message: "consent plugins are not supported by this version of keylink".into(),
+            }])
+            .into());
+        }
         let mut mask_seeds = Vec::with_capacity(config.derived_data.len());
         for (i, d) in config.derived_data.iter().enumerate() {
             let seed = match &d.masked_fields {

@@ -282,3 +282,11 @@ fn missing_masking_secret_is_a_start_error_with_its_path() {
     assert!(err.is_start_error());
     assert!(err.to_string().starts_with("derived_data[0].masked_fields.seed: "), "{err}");
 }
+
+#[test]
+fn a_consent_plugin_is_refused_rather_than_ignored() {
+    let json = clickstream_job("").replace(r#""field": "consent","#, r#""field": "consent", "plugin": "consent.wasm","#);
+    let err = Job::new(&config(&json), [1; 32], &mut |_| Ok(b"s".to_vec())).unwrap_err();
+    assert!(err.is_start_error());
+    assert!(err.to_string().contains("consent.consent_level_extractor.plugin: consent plugins are not supported"), "{err}");
+}

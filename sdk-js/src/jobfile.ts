@@ -129,7 +129,7 @@ export interface ConsentLevelExtractor {
   field_patterns?: Record<string, ConsentPattern>;
   /** Splits the value into parts mapped one by one (needs `field_patterns`). */
   separator?: string;
-  /** A consent plugin component (run by the `keylink` host only; the JS SDK refuses it). */
+  /** A consent plugin component (SPEC 8); not supported yet: jobs that name one are refused. */
   plugin?: string;
 }
 

@@ -129,7 +129,7 @@ export async function runWith<S, O>(
   const contracts = { ...(env.contracts ? await env.contracts(json) : {}), ...(opts.contracts ?? {}) };
   const desc = describeJob(json, contracts);
   if (desc.consentPlugin) {
-    throw new KeylinkError('UNSUPPORTED', 'consent plugins run in the keylink host only, not in the JS SDK', { startError: true });
+    throw new KeylinkError('UNSUPPORTED', 'consent plugins are not supported by this version of keylink', { startError: true });
   }
   if (desc.kek) {
     throw new KeylinkError('UNSUPPORTED', '`encryption.kek` (wrapped keys, encrypted keysets) is not supported by the JS SDK; use the keylink CLI', { startError: true });
