@@ -37,7 +37,9 @@ step "build the wasm engine and the package"
 (cd sdk-js && node scripts/build.mjs)
 
 step "keylink CLI"
-cargo build -p keylink-host
+# The same build as scripts/test.sh's `cargo test` (same feature set), so
+# nothing is compiled twice when both run.
+cargo test -q --workspace --all-targets --no-run
 
 step "JS tests"
 cd sdk-js
