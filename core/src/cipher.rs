@@ -23,7 +23,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use aes_gcm::aead::array::Array;
-use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit};
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aes::Aes256Enc;
+use aes_gcm::{AeadInOut, AesGcm, KeyInit};
 use aes_siv::siv::Aes256Siv;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -34,6 +36,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::tink::{PREFIX_LEN, TINK_START_BYTE, TinkKey, output_prefix};
 
 const GCM_NONCE_LEN: usize = 12;
+
+/// AES-256-GCM over the encrypt-only AES key schedule: GCM never runs the
+/// block cipher backwards, so the inverse round keys `aes::Aes256` also
+/// computes would be wasted work on every new key.
+type Aes256Gcm = AesGcm<Aes256Enc, U12>;
 const TAG_LEN: usize = 16;
 
 enum Engine {
@@ -120,6 +127,25 @@ impl CellCipher {
             prefix: output_prefix(key.key_id),
             engine,
         })
+    }
+
+    /// Makes this the cipher of `key`, reusing the allocation (a job
+    /// re-keys its cached ciphers once per row when keys are many).
+    ///
+    /// # Panics
+    /// As [`CellCipher::new`].
+    pub fn rekey(&mut self, key: &TinkKey) {
+        match (&mut self.engine, key.cipher) {
+            (Engine::Gcm(gcm), CipherKind::Aes256Gcm) => match Aes256Gcm::new_from_slice(key.material.as_bytes()) {
+                Ok(fresh) => {
+                    **gcm = fresh;
+                    self.key_id = key.key_id;
+                    self.prefix = output_prefix(key.key_id);
+                }
+                Err(_) => *self = CellCipher::new(key),
+            },
+            _ => *self = CellCipher::new(key),
+        }
     }
 
     /// The Tink key id of this cipher's key.

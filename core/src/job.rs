@@ -202,6 +202,9 @@ struct State {
     default_consent: u32,
     mask_seeds: Vec<Vec<u8>>,
     encryption_cap: u64,
+    ciphers: CipherCache,
+    /// False when the host writes the keys output itself.
+    write_keys: bool,
 }
 
 /// A running batch job. See the module docs for the calling protocol.
@@ -290,6 +293,8 @@ impl Job {
             default_consent: 0,
             mask_seeds,
             encryption_cap: MAX_ENCRYPTIONS_PER_KEY,
+            ciphers: CipherCache::default(),
+            write_keys: true,
         };
         state.reset_consent_tables();
         Ok(Job {
@@ -301,6 +306,15 @@ impl Job {
             finished: false,
             scratch: Scratch::default(),
         })
+    }
+
+    /// Leaves the keys output empty (no header, no rows). For hosts that
+    /// write the keys output themselves, e.g. merging the keys of several
+    /// jobs that share a file ([`write_keys_header`], [`write_keys_row`]):
+    /// the job then skips serialising a Tink keyset per key. Call it before
+    /// the first [`Job::drain`].
+    pub fn omit_keys_output(&mut self) {
+        self.state.write_keys = false;
     }
 
     /// Lowers the per-key encryption cap, so tests can prove it trips.
@@ -448,11 +462,17 @@ impl Job {
         }
         out.keys.extend_from_slice(&state.keys_out);
         state.keys_out.clear();
-        let mut ciphers = CipherCache::new();
         let pending = core::mem::take(&mut state.pending);
+        let mut ciphers = core::mem::take(&mut state.ciphers);
+        let mut r = Ok(());
         for meta in &pending.rows {
-            state.write_row(&pending, meta, &mut ciphers, &mut self.scratch, out)?;
+            r = state.write_row(&pending, meta, &mut ciphers, &mut self.scratch, out);
+            if r.is_err() {
+                break;
+            }
         }
+        state.ciphers = ciphers;
+        r?;
         // Reuse the buffers' capacity for the next batch.
         let mut pending = pending;
         pending.text.clear();
@@ -466,22 +486,26 @@ impl Job {
     }
 }
 
-/// Ciphers for the keys of one drain, direct-mapped by slot.
+/// Ready ciphers, direct-mapped by key slot (slots are never reused, so an
+/// entry stays valid for the whole job).
+#[derive(Default)]
 struct CipherCache {
     entries: Vec<Option<(u32, CellCipher)>>,
 }
 
 impl CipherCache {
-    fn new() -> Self {
-        CipherCache { entries: Vec::new() }
-    }
     fn get(&mut self, slot: u32, key: &TinkKey) -> &CellCipher {
         if self.entries.is_empty() {
             self.entries.resize_with(CIPHER_CACHE, || None);
         }
         let e = &mut self.entries[slot as usize % CIPHER_CACHE];
-        if !matches!(e, Some((s, _)) if *s == slot) {
-            *e = Some((slot, CellCipher::new(key)));
+        match e {
+            Some((s, _)) if *s == slot => {}
+            Some((s, c)) => {
+                c.rekey(key);
+                *s = slot;
+            }
+            None => *e = Some((slot, CellCipher::new(key))),
         }
         match e {
             Some((_, c)) => c,
@@ -692,7 +716,9 @@ impl State {
             if key.key_link == req.proposal.key_link {
                 self.keys_created += 1;
             }
-            self.write_keys_row(&key, req.window);
+            if self.write_keys {
+                self.write_keys_row(&key, req.window);
+            }
             self.used_slots.push(slot);
             self.slots[slot as usize].key = Some(key);
         }
@@ -706,7 +732,9 @@ impl State {
     fn write_headers(&self, out: &mut Outputs) {
         let cols = self.columns.as_ref().expect("header read first");
         write_data_headers(&self.config, &cols.names, out);
-        write_keys_header(&self.config, &mut out.keys);
+        if self.write_keys {
+            write_keys_header(&self.config, &mut out.keys);
+        }
     }
 
     fn write_row(&mut self, pending: &Pending, meta: &RowMeta, ciphers: &mut CipherCache, s: &mut Scratch, out: &mut Outputs) -> Result<()> {

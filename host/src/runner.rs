@@ -357,7 +357,9 @@ fn process(
         let mut next = 0u64;
         let mut rows_done = 0u64;
         let mut bytes_done = header.len() as u64;
-        let mut keys_seen: HashSet<String> = HashSet::new();
+        // Key links already written, as 128-bit ids (16 bytes a key, not a
+        // string each); the keys output is written as chunks complete.
+        let mut keys_seen: HashSet<u128> = HashSet::new();
         let mut keys_bytes = Vec::new();
         write_keys_header(config, &mut keys_bytes);
         let mut summaries = Vec::new();
@@ -368,7 +370,7 @@ fn process(
         let mut write_err: Option<String> = None;
         let mut add_keys = |keys: Vec<(StoredKey, i64)>, keys_bytes: &mut Vec<u8>| -> Result<(), String> {
             for (k, window) in keys {
-                if keys_seen.insert(k.key_link.clone()) {
+                if keys_seen.insert(link_id(&k.key_link)) {
                     match &opts.kek {
                         Some(kek) => {
                             let mut nonce = [0u8; 12];
@@ -407,7 +409,7 @@ fn process(
                     write_err.get_or_insert(e);
                 }
                 if write_err.is_none() {
-                    if let Err(e) = write_outputs(targets.as_mut(), &out) {
+                    if let Err(e) = write_keys(targets.as_mut(), &mut keys_bytes).and_then(|()| write_outputs(targets.as_mut(), &out)) {
                         write_err = Some(e.to_string());
                         cancel.store(true, Ordering::SeqCst);
                     }
@@ -444,9 +446,7 @@ fn process(
             add_keys(keys, &mut keys_bytes)?;
             write_outputs(targets.as_mut(), &out).map_err(|e| e.to_string())?;
         }
-        if let Some(t) = targets.as_mut() {
-            t.keys.write_all(&keys_bytes).map_err(|e| e.to_string())?;
-        }
+        write_keys(targets.as_mut(), &mut keys_bytes).map_err(|e| e.to_string())?;
         let mut total = merge(summaries, keys_seen.len() as u64, config.derived_data.len());
         skipped_all.sort_unstable();
         skipped_all.truncate(MAX_LISTED_SKIPS);
@@ -467,6 +467,29 @@ fn process(
         opts.key_store.record_uses(&summary.key_uses).map_err(|e| format!("key store: {e}"))?;
     }
     Ok(JobReport { job_id: job_id.to_string(), summary, elapsed: t0.elapsed(), bytes, outputs })
+}
+
+/// Writes (and clears) the keys rows collected so far.
+fn write_keys(t: Option<&mut Targets>, keys: &mut Vec<u8>) -> Result<(), ConnectorError> {
+    if let Some(t) = t {
+        t.keys.write_all(keys)?;
+    }
+    keys.clear();
+    Ok(())
+}
+
+/// A 128-bit id of a key link for de-duplication: the UUID itself for the
+/// canonical UUIDs every keylink store issues, else the first 16 bytes of
+/// its SHA-256.
+fn link_id(link: &str) -> u128 {
+    match uuid::Uuid::try_parse(link) {
+        Ok(u) if u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == link => u.as_u128(),
+        _ => {
+            use sha2::Digest as _;
+            let d = sha2::Sha256::digest(link.as_bytes());
+            u128::from_be_bytes(d[..16].try_into().expect("16 bytes"))
+        }
+    }
 }
 
 fn write_outputs(t: Option<&mut Targets>, out: &Outputs) -> Result<(), ConnectorError> {
@@ -590,6 +613,9 @@ fn worker(
         Ok(j) => j,
         Err(e) => return fail(0, e.to_string()),
     };
+    // The host writes the keys output (one row per key, whichever worker
+    // used it first).
+    job.omit_keys_output();
     if let Err(e) = job.push(header) {
         return fail(0, e.to_string());
     }

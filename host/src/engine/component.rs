@@ -304,6 +304,11 @@ impl ComponentJob {
 }
 
 impl EngineJob for ComponentJob {
+    fn omit_keys_output(&mut self) {
+        // A trap here shows on the next fallible call.
+        let _ = self.call(|b, s, job| b.keylink_batch_engine().job().call_omit_keys_output(s, job).map(Ok));
+    }
+
     fn push(&mut self, chunk: &[u8]) -> Result<(), Error> {
         self.call(|b, s, job| b.keylink_batch_engine().job().call_push(s, job, chunk))
     }

@@ -21,6 +21,8 @@ pub struct JobInit {
 
 /// One running job inside an engine (mirrors `keylink_core::job::Job`).
 pub trait EngineJob: Send {
+    /// See `keylink_core::job::Job::omit_keys_output`.
+    fn omit_keys_output(&mut self);
     fn push(&mut self, chunk: &[u8]) -> Result<(), Error>;
     fn end_input(&mut self) -> Result<(), Error>;
     fn key_requests(&mut self) -> Vec<KeyRequest>;

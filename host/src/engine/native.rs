@@ -49,6 +49,9 @@ impl Engine for NativeEngine {
 }
 
 impl EngineJob for NativeJob {
+    fn omit_keys_output(&mut self) {
+        self.0.omit_keys_output();
+    }
     fn push(&mut self, chunk: &[u8]) -> Result<(), Error> {
         self.0.push(chunk)
     }

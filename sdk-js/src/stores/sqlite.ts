@@ -124,6 +124,9 @@ export class SqliteKeyStore implements KeyStore {
       retryBusy(() => db.pragma('journal_mode = WAL'));
       db.pragma('secure_delete = ON');
       db.pragma('foreign_keys = ON');
+      // As the host does: new keys land all over the indexes (HMAC order),
+      // so checkpoint per ~40 MB of WAL, not per 1,000 pages (each commit).
+      db.pragma('wal_autocheckpoint = 10000');
       const external = options.secret;
       if (external && external.length !== 32) throw new KeyStoreError('KEY_STORE', 'an external HMAC secret must be 32 bytes');
       const fresh = randomBytes(32);

@@ -83,6 +83,10 @@ impl GuestJob for Job {
         Ok(JobHandle::new(Job(RefCell::new(job))))
     }
 
+    fn omit_keys_output(&self) {
+        self.0.borrow_mut().omit_keys_output();
+    }
+
     fn push(&self, chunk: Vec<u8>) -> Result<(), JobError> {
         self.0.borrow_mut().push(&chunk).map_err(job_error)
     }
