@@ -74,6 +74,10 @@ pub struct Outputs {
     pub encrypted: Vec<u8>,
     pub keys: Vec<u8>,
     pub derived: Vec<Vec<u8>>,
+    /// Per key link, the values encrypted with keys this drain evicted from
+    /// the job's key cache ([`Job::set_key_cache_limit`]); the summary lists
+    /// the keys still cached at the end. Empty unless a limit is set.
+    pub key_uses: Vec<(String, u64)>,
 }
 
 /// What a finished job did.
@@ -87,7 +91,8 @@ pub struct Summary {
     pub skipped_rows: Vec<u64>,
     /// Rows written to each derived output, in job-file order.
     pub derived_rows: Vec<u64>,
-    /// Keys used by this job (rows of the keys output).
+    /// Keys used by this job (rows of the keys output). With a key cache
+    /// limit, a key evicted and provided again counts again.
     pub keys_used: u64,
     /// Of those, the keys this job proposed and the store accepted.
     pub keys_created: u64,
@@ -205,6 +210,10 @@ struct State {
     ciphers: CipherCache,
     /// False when the host writes the keys output itself.
     write_keys: bool,
+    /// Most keys kept between drains (only with `write_keys` off).
+    key_cache_limit: usize,
+    /// Keys provided to this job, counting a key again after an eviction.
+    keys_provided: u64,
 }
 
 /// A running batch job. See the module docs for the calling protocol.
@@ -295,6 +304,8 @@ impl Job {
             encryption_cap: MAX_ENCRYPTIONS_PER_KEY,
             ciphers: CipherCache::default(),
             write_keys: true,
+            key_cache_limit: usize::MAX,
+            keys_provided: 0,
         };
         state.reset_consent_tables();
         Ok(Job {
@@ -315,6 +326,20 @@ impl Job {
     /// the first [`Job::drain`].
     pub fn omit_keys_output(&mut self) {
         self.state.write_keys = false;
+    }
+
+    /// Bounds the job's key cache: after a drain that leaves more than
+    /// `limit` keys cached, the job forgets them all (their use counts go
+    /// to [`Outputs::key_uses`]), so memory stays bounded however many
+    /// distinct keys the input needs. A key needed again is requested
+    /// again; the store answers with the same key.
+    ///
+    /// Takes effect only with [`Job::omit_keys_output`]: a job writing its
+    /// own keys output would list a key twice. The host that sets it must
+    /// de-duplicate keys and add this job's earlier uses of a key to its
+    /// `uses_before` when it provides the key again (the 2^31 cap).
+    pub fn set_key_cache_limit(&mut self, limit: usize) {
+        self.state.key_cache_limit = limit.max(1);
     }
 
     /// Lowers the per-key encryption cap, so tests can prove it trips.
@@ -409,7 +434,7 @@ impl Job {
             rows_skipped: s.rows_skipped,
             skipped_rows: s.skipped_rows.clone(),
             derived_rows: s.derived_rows.clone(),
-            keys_used: s.used_slots.len() as u64,
+            keys_used: s.keys_provided,
             keys_created: s.keys_created,
             values_encrypted: s.values_encrypted,
             key_uses: s
@@ -473,6 +498,9 @@ impl Job {
         }
         state.ciphers = ciphers;
         r?;
+        if !state.write_keys && state.slots.len() > state.key_cache_limit {
+            state.evict_keys(out);
+        }
         // Reuse the buffers' capacity for the next batch.
         let mut pending = pending;
         pending.text.clear();
@@ -515,6 +543,23 @@ impl CipherCache {
 }
 
 impl State {
+    /// Forgets every cached key (no row is pending and no request is open:
+    /// called at the end of a drain), reporting their use counts.
+    fn evict_keys(&mut self, out: &mut Outputs) {
+        for &i in &self.used_slots {
+            let slot = &self.slots[i as usize];
+            if let Some(k) = &slot.key {
+                out.key_uses.push((k.key_link.clone(), slot.uses));
+            }
+        }
+        self.used_slots.clear();
+        self.slots.clear();
+        self.key_index.clear();
+        self.key_index.shrink_to(self.key_cache_limit.min(1 << 16));
+        // Entries are keyed by slot number, and numbers start again at 0.
+        self.ciphers = CipherCache::default();
+    }
+
     fn reset_consent_tables(&mut self) {
         self.consent_cells.clear();
         self.consent_sets.clear();
@@ -720,6 +765,7 @@ impl State {
                 self.write_keys_row(&key, req.window);
             }
             self.used_slots.push(slot);
+            self.keys_provided += 1;
             self.slots[slot as usize].key = Some(key);
         }
         Ok(())

@@ -290,3 +290,79 @@ fn a_consent_plugin_is_refused_rather_than_ignored() {
     assert!(err.is_start_error());
     assert!(err.to_string().contains("consent.consent_level_extractor.plugin: consent plugins are not supported"), "{err}");
 }
+
+/// Drives a job as the host does with a bounded key cache: keys output
+/// omitted, evicted keys' uses collected from every drain.
+fn run_with_key_cache(cfg: &keylink_core::config::JobConfig, input: &[u8], limit: Option<usize>, store: &mut MemoryStore) -> (Outputs, keylink_core::job::Summary, usize) {
+    let mut job = Job::new(cfg, [9; 32], &mut |_| Ok(b"s".to_vec())).unwrap();
+    job.omit_keys_output();
+    if let Some(l) = limit {
+        job.set_key_cache_limit(l);
+    }
+    let mut out = Outputs::default();
+    let mut requests = 0;
+    for piece in input.chunks(97) {
+        job.push(piece).unwrap();
+        requests += job.key_requests().len();
+        store.answer(&mut job).unwrap();
+        job.drain(&mut out).unwrap();
+    }
+    job.end_input().unwrap();
+    requests += job.key_requests().len();
+    store.answer(&mut job).unwrap();
+    let summary = job.finish(&mut out).unwrap();
+    (out, summary, requests)
+}
+
+#[test]
+fn a_bounded_key_cache_gives_the_same_outputs_and_counts_every_use() {
+    let cfg = config(&clickstream_job(""));
+    // 40 sessions over two days, each coming back many times.
+    let mut input = String::from("session_id,timestamp,consent,email,customer_id,ip_address,page\n");
+    for i in 0..400 {
+        let s = (i * 7) % 40;
+        let day = 1 + (i / 200);
+        input.push_str(&format!("s{s},2026-03-0{day}T10:{:02}:00Z,analytics,u{s}@example.com,C{s},10.0.0.{s},/p{i}\n", i % 60));
+    }
+    let mut store = MemoryStore::default();
+    let (full, full_summary, full_requests) = run_with_key_cache(&cfg, input.as_bytes(), None, &mut store);
+    let (bounded, summary, requests) = run_with_key_cache(&cfg, input.as_bytes(), Some(3), &mut store);
+    assert!(full.key_uses.is_empty(), "no limit, no evictions");
+    assert_eq!(full_requests, 80, "one request per (session, day)");
+    assert!(requests > 200, "evicted keys are requested again ({requests})");
+    // Nonces come from their own stream in row order and the store answers
+    // with the same keys: byte for byte the same outputs.
+    assert_eq!(bounded.encrypted, full.encrypted);
+    assert_eq!(bounded.derived, full.derived);
+    assert!(bounded.keys.is_empty() && full.keys.is_empty());
+    assert_eq!(summary.values_encrypted, full_summary.values_encrypted);
+    assert_eq!(summary.keys_used as usize, requests, "a key provided again counts again");
+    // Every use is reported once: in a drain's evictions or in the summary.
+    let mut uses: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for (link, n) in bounded.key_uses.iter().chain(&summary.key_uses) {
+        *uses.entry(link.clone()).or_default() += n;
+    }
+    let expected: std::collections::HashMap<String, u64> = full_summary.key_uses.iter().cloned().collect();
+    assert_eq!(uses, expected);
+    assert_eq!(uses.values().sum::<u64>(), full_summary.values_encrypted);
+}
+
+#[test]
+fn a_key_cache_limit_is_ignored_when_the_job_writes_its_keys_output() {
+    let cfg = config(&clickstream_job(""));
+    let mut store = MemoryStore::default();
+    let mut job = Job::new(&cfg, [9; 32], &mut |_| Ok(b"s".to_vec())).unwrap();
+    job.set_key_cache_limit(1);
+    let mut out = Outputs::default();
+    for line in CLICKS.as_bytes().chunks(40) {
+        job.push(line).unwrap();
+        store.answer(&mut job).unwrap();
+        job.drain(&mut out).unwrap();
+    }
+    job.end_input().unwrap();
+    store.answer(&mut job).unwrap();
+    let summary = job.finish(&mut out).unwrap();
+    assert!(out.key_uses.is_empty());
+    assert_eq!(summary.keys_used, 4);
+    assert_eq!(rows(&String::from_utf8(out.keys).unwrap()).len(), 5, "each key listed once");
+}

@@ -56,6 +56,10 @@ struct EngineArgs {
     /// Parallel workers (default: the number of cores).
     #[arg(long)]
     workers: Option<usize>,
+    /// Keys each worker keeps in memory (about 300 bytes each); past it a
+    /// worker forgets its keys and asks the key store again when needed.
+    #[arg(long, default_value_t = runner::DEFAULT_KEY_CACHE)]
+    key_cache: u32,
 }
 
 #[derive(Subcommand)]
@@ -257,6 +261,7 @@ fn real_main() -> Result<ExitCode> {
             let opts = RunOptions {
                 engine: engine(eng.engine)?,
                 workers: workers(eng.workers),
+                key_cache: eng.key_cache,
                 key_store,
                 overwrite,
                 heartbeat: Duration::from_secs_f64(heartbeat.max(0.05)),
@@ -275,6 +280,7 @@ fn real_main() -> Result<ExitCode> {
             let opts = RunOptions {
                 engine: engine(eng.engine)?,
                 workers: workers(eng.workers),
+                key_cache: eng.key_cache,
                 key_store: Arc::new(runner::DryRunStore::new(None)),
                 overwrite: true,
                 heartbeat: Duration::from_secs(10),
@@ -404,6 +410,7 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
             let opts = RunOptions {
                 engine: engine(eng.engine)?,
                 workers: workers(eng.workers),
+                key_cache: eng.key_cache,
                 key_store,
                 overwrite,
                 heartbeat: Duration::from_secs(10),

@@ -36,6 +36,10 @@ use crate::keystore::KeyStore;
 use crate::lifecycle::{Event, Lifecycle};
 use crate::split::{first_record_end, Splitter};
 
+/// Keys a worker keeps in memory by default: ~300 bytes each in the job,
+/// so about 40 MB a worker at most.
+pub const DEFAULT_KEY_CACHE: u32 = 131_072;
+
 /// Target chunk size handed to a worker.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
@@ -137,6 +141,8 @@ pub struct RunOptions {
     /// Key-encryption key: when set, the keys output holds Tink encrypted
     /// keysets under it.
     pub kek: Option<Arc<CellCipher>>,
+    /// Keys a worker keeps cached (see `Job::set_key_cache_limit`).
+    pub key_cache: u32,
 }
 
 /// What a finished job did, for the whole file.
@@ -333,6 +339,8 @@ fn process(
     }
     let header_out = &header_out;
 
+    let uses = Mutex::new(KeyUses::default());
+    let uses = &uses;
     let result = std::thread::scope(|scope| -> Result<(Summary, u64), String> {
         let mut chunk_txs = Vec::new();
         for w in 0..workers {
@@ -345,7 +353,7 @@ fn process(
             let cancel = cancel.clone();
             let group = &group;
             scope.spawn(move || {
-                worker(opts, &init, header, header_out, header_lines, group, config, rx, &res_tx, &cancel);
+                worker(opts, &init, header, header_out, header_lines, group, config, rx, &res_tx, &cancel, uses);
             });
         }
         drop(res_tx);
@@ -464,7 +472,19 @@ fn process(
         for d in derived {
             d.commit().map_err(|e| e.to_string())?;
         }
-        opts.key_store.record_uses(&summary.key_uses).map_err(|e| format!("key store: {e}"))?;
+        // In slices, so the strings exist for one slice at a time.
+        let uses = uses.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = Vec::with_capacity(RECORD_USES_BATCH.min(uses.len()));
+        for (id, n) in uses.iter() {
+            batch.push((uses.link(id), n));
+            if batch.len() == RECORD_USES_BATCH {
+                opts.key_store.record_uses(&batch).map_err(|e| format!("key store: {e}"))?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            opts.key_store.record_uses(&batch).map_err(|e| format!("key store: {e}"))?;
+        }
     }
     Ok(JobReport { job_id: job_id.to_string(), summary, elapsed: t0.elapsed(), bytes, outputs })
 }
@@ -482,12 +502,18 @@ fn write_keys(t: Option<&mut Targets>, keys: &mut Vec<u8>) -> Result<(), Connect
 /// canonical UUIDs every keylink store issues, else the first 16 bytes of
 /// its SHA-256.
 fn link_id(link: &str) -> u128 {
+    link_id_of(link).0
+}
+
+/// [`link_id`], and whether the link is a canonical UUID (the id then
+/// gives the link back).
+fn link_id_of(link: &str) -> (u128, bool) {
     match uuid::Uuid::try_parse(link) {
-        Ok(u) if u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == link => u.as_u128(),
+        Ok(u) if u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == link => (u.as_u128(), true),
         _ => {
             use sha2::Digest as _;
             let d = sha2::Sha256::digest(link.as_bytes());
-            u128::from_be_bytes(d[..16].try_into().expect("16 bytes"))
+            (u128::from_be_bytes(d[..16].try_into().expect("16 bytes")), false)
         }
     }
 }
@@ -501,10 +527,51 @@ fn write_outputs(t: Option<&mut Targets>, out: &Outputs) -> Result<(), Connector
     Ok(())
 }
 
+/// Values encrypted per key by this job, across workers and key-cache
+/// evictions: the one per-key record the host keeps (about 40 bytes a key).
+#[derive(Default)]
+struct KeyUses {
+    /// By key-link id, in order of first report.
+    counts: indexmap::IndexMap<u128, u64>,
+    /// Key links that are not canonical UUIDs (stores other than keylink's
+    /// own may issue them), by id.
+    other_links: HashMap<u128, String>,
+}
+
+impl KeyUses {
+    fn add(&mut self, link: &str, n: u64) {
+        let (id, canonical) = link_id_of(link);
+        if !canonical {
+            self.other_links.entry(id).or_insert_with(|| link.to_owned());
+        }
+        let c = self.counts.entry(id).or_insert(0);
+        *c = c.saturating_add(n);
+    }
+    fn get(&self, link: &str) -> u64 {
+        self.counts.get(&link_id(link)).copied().unwrap_or(0)
+    }
+    fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+    fn len(&self) -> usize {
+        self.counts.len()
+    }
+    fn iter(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
+        self.counts.iter().map(|(id, n)| (*id, *n))
+    }
+    fn link(&self, id: u128) -> String {
+        match self.other_links.get(&id) {
+            Some(l) => l.clone(),
+            None => uuid::Uuid::from_u128(id).hyphenated().to_string(),
+        }
+    }
+}
+
+/// Key links per `record_uses` call at the end of a job.
+const RECORD_USES_BATCH: usize = 65_536;
+
 fn merge(summaries: Vec<Summary>, keys_used: u64, derived: usize) -> Summary {
     let mut t = Summary { derived_rows: vec![0; derived], ..Summary::default() };
-    let mut uses: HashMap<String, u64> = HashMap::new();
-    let mut order = Vec::new();
     for s in summaries {
         t.rows_read += s.rows_read;
         t.rows_written += s.rows_written;
@@ -514,20 +581,9 @@ fn merge(summaries: Vec<Summary>, keys_used: u64, derived: usize) -> Summary {
         for (a, b) in t.derived_rows.iter_mut().zip(&s.derived_rows) {
             *a += b;
         }
-        for (link, n) in s.key_uses {
-            let e = uses.entry(link.clone()).or_insert_with(|| {
-                order.push(link);
-                0
-            });
-            *e += n;
-        }
     }
+    // Per-key uses are kept in `KeyUses` and recorded in the key store.
     t.keys_used = keys_used;
-    t.key_uses = order.into_iter().map(|l| {
-        let n = uses[&l];
-        (l, n)
-    })
-    .collect();
     t
 }
 
@@ -605,6 +661,7 @@ fn worker(
     rx: Receiver<Chunk>,
     res: &mpsc::Sender<WorkerMsg>,
     cancel: &AtomicBool,
+    uses: &Mutex<KeyUses>,
 ) {
     let fail = |index: u64, message: String| {
         let _ = res.send(WorkerMsg::Failed { index, message });
@@ -616,6 +673,16 @@ fn worker(
     // The host writes the keys output (one row per key, whichever worker
     // used it first).
     job.omit_keys_output();
+    job.set_key_cache_limit(opts.key_cache);
+    let lock_uses = || uses.lock().unwrap_or_else(|p| p.into_inner());
+    let report_uses = |list: Vec<(String, u64)>| {
+        if !list.is_empty() {
+            let mut u = lock_uses();
+            for (link, n) in list {
+                u.add(&link, n);
+            }
+        }
+    };
     if let Err(e) = job.push(header) {
         return fail(0, e.to_string());
     }
@@ -624,7 +691,17 @@ fn worker(
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = opts.key_store.get_or_create(group, config.encryption.cipher, &reqs).map_err(|e| format!("key store: {e}"))?;
+        let mut keys = opts.key_store.get_or_create(group, config.encryption.cipher, &reqs).map_err(|e| format!("key store: {e}"))?;
+        // A key this job used before an eviction comes back with the store's
+        // count only: add this job's uses so far (the 2^31 cap).
+        {
+            let u = lock_uses();
+            if !u.is_empty() {
+                for k in &mut keys {
+                    k.uses_before = k.uses_before.saturating_add(u.get(&k.key_link));
+                }
+            }
+        }
         let tagged = keys.iter().cloned().zip(reqs.iter().map(|r| r.window)).collect();
         job.provide_keys(keys).map_err(|e| e.to_string())?;
         Ok(tagged)
@@ -663,6 +740,7 @@ fn worker(
             }
             let keys = answer(&mut job)?;
             let mut out = job.drain().map_err(|e| e.to_string())?;
+            report_uses(std::mem::take(&mut out.key_uses));
             strip(&mut out)?;
             Ok((out, keys))
         })();
@@ -683,7 +761,9 @@ fn worker(
             job.end_input().map_err(|e| e.to_string())?;
         }
         let keys = answer(&mut job)?;
-        let (mut out, summary) = job.finish().map_err(|e| e.to_string())?;
+        let (mut out, mut summary) = job.finish().map_err(|e| e.to_string())?;
+        report_uses(std::mem::take(&mut out.key_uses));
+        report_uses(std::mem::take(&mut summary.key_uses));
         strip(&mut out)?;
         Ok((summary, out, keys))
     })();
@@ -785,6 +865,7 @@ pub fn plan(job: &LoadedJob, opts: &RunOptions, existing: Option<Arc<dyn KeyStor
     let opts = RunOptions {
         engine: opts.engine.clone(),
         workers: opts.workers,
+        key_cache: opts.key_cache,
         key_store: dry.clone(),
         overwrite: true,
         heartbeat: opts.heartbeat,

@@ -375,6 +375,43 @@ fn component_and_native_engines_give_identical_outputs() {
     }
 }
 
+/// Per key link, the values the store says were encrypted with it.
+fn store_uses(f: &Fixture) -> std::collections::HashMap<String, i64> {
+    let db = rusqlite::Connection::open(f.path("keylink.db")).unwrap();
+    let mut st = db.prepare("SELECT key_link, uses FROM keys").unwrap();
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_tiny_key_cache_changes_nothing_written_and_counts_every_use() {
+    let f = Fixture::new(&clicks(20_000));
+    f.write_job("small.json", "", "small");
+    // A fresh store, keys created while workers keep evicting theirs:
+    // Tink opens every cell with the keys output, which lists each key once.
+    let o = f.run(&["run", "job.json", "--engine", "component", "--workers", "2", "--key-cache", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    tink_decrypts(&f, &[]);
+    let keys = csv_rows(&f.read("out/keys.csv"));
+    let links: std::collections::HashSet<&String> = keys[1..].iter().map(|k| &k[0]).collect();
+    assert_eq!(links.len(), keys.len() - 1, "no key listed twice");
+    let first = store_uses(&f);
+    let values: i64 = first.values().sum();
+    assert_eq!(values, 3 * 20_000, "three PII values a row, none empty");
+    assert_eq!(first.len(), keys.len() - 1);
+    // Same seed, keys now reused: byte for byte what the default cache writes.
+    assert!(run_with_seed(&f, "job.json", "native", "1").status.success());
+    let o = f.run(&["run", "small.json", "--engine", "native", "--workers", "1", "--seed", &"11".repeat(32), "--key-cache", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in ["encrypted.csv", "keys.csv", "analytics.csv"] {
+        assert!(f.read(&format!("out/{file}")) == f.read(&format!("small/{file}")), "{file} differs");
+    }
+    let after = store_uses(&f);
+    for (link, n) in &first {
+        assert_eq!(after[link], 3 * n, "{link}: every job's uses recorded once");
+    }
+}
+
 #[test]
 fn worker_count_does_not_change_what_is_written_but_nonces() {
     let f = Fixture::new(&clicks(20_000));

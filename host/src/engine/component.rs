@@ -309,6 +309,10 @@ impl EngineJob for ComponentJob {
         let _ = self.call(|b, s, job| b.keylink_batch_engine().job().call_omit_keys_output(s, job).map(Ok));
     }
 
+    fn set_key_cache_limit(&mut self, limit: u32) {
+        let _ = self.call(|b, s, job| b.keylink_batch_engine().job().call_set_key_cache_limit(s, job, limit).map(Ok));
+    }
+
     fn push(&mut self, chunk: &[u8]) -> Result<(), Error> {
         self.call(|b, s, job| b.keylink_batch_engine().job().call_push(s, job, chunk))
     }
@@ -389,7 +393,7 @@ fn core_request(r: KeyRequest) -> CoreRequest {
 }
 
 fn core_outputs(o: Outputs) -> CoreOutputs {
-    CoreOutputs { encrypted: o.encrypted, keys: o.keys, derived: o.derived }
+    CoreOutputs { encrypted: o.encrypted, keys: o.keys, derived: o.derived, key_uses: o.key_uses }
 }
 
 fn core_summary(s: Summary) -> CoreSummary {

@@ -23,6 +23,8 @@ pub struct JobInit {
 pub trait EngineJob: Send {
     /// See `keylink_core::job::Job::omit_keys_output`.
     fn omit_keys_output(&mut self);
+    /// See `keylink_core::job::Job::set_key_cache_limit`.
+    fn set_key_cache_limit(&mut self, limit: u32);
     fn push(&mut self, chunk: &[u8]) -> Result<(), Error>;
     fn end_input(&mut self) -> Result<(), Error>;
     fn key_requests(&mut self) -> Vec<KeyRequest>;

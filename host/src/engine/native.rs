@@ -52,6 +52,9 @@ impl EngineJob for NativeJob {
     fn omit_keys_output(&mut self) {
         self.0.omit_keys_output();
     }
+    fn set_key_cache_limit(&mut self, limit: u32) {
+        self.0.set_key_cache_limit(limit as usize);
+    }
     fn push(&mut self, chunk: &[u8]) -> Result<(), Error> {
         self.0.push(chunk)
     }

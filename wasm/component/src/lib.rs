@@ -87,6 +87,10 @@ impl GuestJob for Job {
         self.0.borrow_mut().omit_keys_output();
     }
 
+    fn set_key_cache_limit(&self, limit: u32) {
+        self.0.borrow_mut().set_key_cache_limit(limit as usize);
+    }
+
     fn push(&self, chunk: Vec<u8>) -> Result<(), JobError> {
         self.0.borrow_mut().push(&chunk).map_err(job_error)
     }
@@ -179,7 +183,7 @@ fn key_request(r: &CoreRequest) -> KeyRequest {
 }
 
 fn outputs(o: CoreOutputs) -> Outputs {
-    Outputs { encrypted: o.encrypted, keys: o.keys, derived: o.derived }
+    Outputs { encrypted: o.encrypted, keys: o.keys, derived: o.derived, key_uses: o.key_uses }
 }
 
 fn wit_summary(s: CoreSummary) -> Summary {
