@@ -497,6 +497,76 @@ fn a_kek_must_be_one_aes_gcm_key() {
 const RACE_GROUP: &str = "race";
 const RACE_COMBOS: usize = 200;
 const ENV_RACE_DB: &str = "KEYLINK_STORES_TEST_RACE_DB";
+#[test]
+fn a_batched_get_or_create_holds_the_lock_until_it_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let a = SqliteKeyStore::open(&path, None).unwrap();
+    let requests: Vec<_> = (0..50).map(|i| req(&format!("v{i}"), 1, None, GCM)).collect();
+    let keys = a.get_or_create_batched("g", GCM, &requests).unwrap();
+    let more = a.get_or_create_batched("g", GCM, &[req("v0", 1, None, GCM), req("w", 1, None, GCM)]).unwrap();
+    assert_eq!(more[0], keys[0], "a later batch of the same transaction sees the earlier keys");
+    // Not yet durable, and invisible to other connections.
+    assert_eq!(count_keys(&path, "g"), 0);
+    // Another store on the file waits for the lock, then gets A's keys.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let other = {
+        let path = path.clone();
+        let requests: Vec<_> = (0..50).map(|i| req(&format!("v{i}"), 1, None, GCM)).collect();
+        thread::spawn(move || {
+            let b = SqliteKeyStore::open(&path, None).unwrap();
+            let got = b.get_or_create("g", GCM, &requests).unwrap();
+            tx.send(()).unwrap();
+            got
+        })
+    };
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+        "another writer must wait while a batch is open"
+    );
+    a.flush().unwrap();
+    assert_eq!(other.join().unwrap(), keys, "the waiting writer gets the committed keys");
+    assert_eq!(count_keys(&path, "g"), 51);
+    a.flush().unwrap();
+
+    // Any other operation commits an open batch first.
+    let late = a.get_or_create_batched("g", GCM, &[req("late", 1, None, GCM)]).unwrap();
+    assert_eq!(count_keys(&path, "g"), 51);
+    assert_eq!(a.keys_by_links(&[late[0].key_link.clone()]).unwrap().len(), 1);
+    assert_eq!(count_keys(&path, "g"), 52);
+}
+
+#[test]
+fn a_failed_batch_loses_its_open_keys_and_says_so_until_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let store = SqliteKeyStore::open(&path, None).unwrap();
+    let first = store.get_or_create_batched("g", GCM, &[req("a", 1, None, GCM), req("b", 1, None, GCM)]).unwrap();
+    // A proposal reusing a key link fails inside the open batch.
+    let mut clash = req("c", 1, None, GCM);
+    clash.proposal.key_link = first[0].key_link.clone();
+    let err = store.get_or_create_batched("g", GCM, &[clash]).unwrap_err();
+    assert!(matches!(err, KeyStoreError::Uncommitted { .. }), "{err}");
+    assert!(err.to_string().contains("key link"), "{err}");
+    // The keys of the whole batch are gone, and every batched call and the
+    // flush say so until the flush has reported it.
+    assert_eq!(count_keys(&path, "g"), 0);
+    assert!(matches!(
+        store.get_or_create_batched("g", GCM, &[req("d", 1, None, GCM)]),
+        Err(KeyStoreError::Uncommitted { .. })
+    ));
+    assert!(matches!(store.flush(), Err(KeyStoreError::Uncommitted { .. })));
+    store.flush().unwrap();
+    // Then the store works again; a clash in a fresh transaction is the
+    // plain error (nothing earlier was lost).
+    let again = store.get_or_create_batched("g", GCM, &[req("a", 1, None, GCM)]).unwrap();
+    store.flush().unwrap();
+    assert_eq!(count_keys(&path, "g"), 1);
+    let mut clash = req("e", 1, None, GCM);
+    clash.proposal.key_link = again[0].key_link.clone();
+    assert!(matches!(store.get_or_create("g", GCM, &[clash]), Err(KeyStoreError::InvalidProposal { .. })));
+}
+
 const ENV_RACE_OUT: &str = "KEYLINK_STORES_TEST_RACE_OUT";
 const ENV_RACE_ORDER: &str = "KEYLINK_STORES_TEST_RACE_ORDER";
 
@@ -519,7 +589,12 @@ fn race_keys(path: &Path, order: u64) -> Vec<String> {
             .iter()
             .map(|&i| req(&format!("value-{}", i / 4), (i % 4) as i64, None, GCM))
             .collect();
-        let keys = store.get_or_create(RACE_GROUP, GCM, &requests).unwrap();
+        // Odd racers use the batched form (one commit for many batches).
+        let keys = if order % 2 == 1 {
+            store.get_or_create_batched(RACE_GROUP, GCM, &requests).unwrap()
+        } else {
+            store.get_or_create(RACE_GROUP, GCM, &requests).unwrap()
+        };
         for (&i, k) in batch.iter().zip(keys) {
             out[i] = format!(
                 "{i} {} {}",
@@ -528,6 +603,7 @@ fn race_keys(path: &Path, order: u64) -> Vec<String> {
             );
         }
     }
+    store.flush().unwrap();
     out
 }
 

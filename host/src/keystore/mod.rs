@@ -47,6 +47,40 @@ pub trait KeyStore: Send + Sync {
         requests: &[KeyRequest],
     ) -> Result<Vec<StoredKey>, KeyStoreError>;
 
+    /// Like [`get_or_create`](Self::get_or_create), but the store may keep
+    /// its transaction open when it returns, so that consecutive calls share
+    /// one commit (group commit: a batch of new keys lands all over the
+    /// store's indexes, and committing fewer, larger batches writes each
+    /// dirty page once instead of once per call). The keys returned are
+    /// final (the store holds its write lock until it commits, so no other
+    /// writer can create a competing key), but they are durable only once
+    /// [`flush`](Self::flush) returns: call it before publishing anything
+    /// encrypted with them. A store commits on its own every second or so,
+    /// and before any other operation. The default is `get_or_create`.
+    ///
+    /// # Errors
+    /// As `get_or_create`; and, after a failure that lost keys returned by
+    /// earlier calls since the last commit, [`KeyStoreError::Uncommitted`]
+    /// until `flush` has reported it.
+    fn get_or_create_batched(
+        &self,
+        group: &str,
+        cipher: CipherKind,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<StoredKey>, KeyStoreError> {
+        self.get_or_create(group, cipher, requests)
+    }
+
+    /// Commits what [`get_or_create_batched`](Self::get_or_create_batched)
+    /// left open. Cheap when nothing is open. The default does nothing.
+    ///
+    /// # Errors
+    /// Storage errors of the commit; [`KeyStoreError::Uncommitted`] if a
+    /// failure since the last flush lost keys already handed out.
+    fn flush(&self) -> Result<(), KeyStoreError> {
+        Ok(())
+    }
+
     /// Read-only lookup for dry runs: `Some(key)` where one exists, in
     /// request order. Never inserts (proposals are ignored).
     ///
@@ -143,6 +177,11 @@ pub enum KeyStoreError {
     /// The operating system's secure random source failed.
     #[error("secure random source failed: {0}")]
     Random(String),
+    /// A batch failed after earlier batched calls had handed out keys that
+    /// were not yet committed: those keys are lost, and whatever was
+    /// encrypted with them must not be published.
+    #[error("keys handed out since the key store's last commit were lost: {message}")]
+    Uncommitted { message: String },
     /// SQLite failed (messages name tables and columns, never bound values).
     #[error("key store database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

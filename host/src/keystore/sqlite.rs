@@ -62,7 +62,11 @@
 //! groups … ON CONFLICT (group_id) DO NOTHING`, then compare the group's
 //! cipher; for each request `INSERT INTO keys … ON CONFLICT (group_id,
 //! key_value_hmac, window) DO NOTHING`; when no row was inserted, `SELECT`
-//! the existing one. Every racer thus returns the first writer's key.
+//! the existing one. Every racer thus returns the first writer's key. A job
+//! uses the batched form, which keeps that transaction open across the
+//! batches of up to a second (or 65,536 requests), so many batches share one
+//! commit and other writers wait for the lock at most about that long; the
+//! job commits before it publishes its outputs.
 //!
 //! **Wrapping.** With a KEK (a Tink AES-256-GCM key), `material` holds the raw
 //! Tink ciphertext `0x01 ‖ KEK key id (4 bytes, big-endian) ‖ nonce (12
@@ -85,7 +89,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
 use keylink_core::config::CipherKind;
@@ -236,9 +240,47 @@ impl Secret {
 /// See the [module documentation](self): no PII at rest, optional wrapping of
 /// key material, shredding that overwrites.
 pub struct SqliteKeyStore {
-    conn: Mutex<Connection>,
+    conn: Mutex<Held>,
     secret: Secret,
     kek: Option<Kek>,
+}
+
+/// How long a batch of `get_or_create_batched` may hold the write lock
+/// before it commits, and how many keys it may gather: other processes
+/// sharing the file wait for the lock at most about this long.
+const BATCH_MAX_AGE: Duration = Duration::from_secs(1);
+const BATCH_MAX_KEYS: usize = 65_536;
+
+/// The connection and the transaction `get_or_create_batched` left open.
+struct Held {
+    conn: Connection,
+    /// When the open batch began and how many requests it holds.
+    open: Option<(Instant, usize)>,
+    /// Why keys handed out by an open batch were lost, until `flush`
+    /// reports it.
+    lost: Option<String>,
+}
+
+impl Held {
+    /// Commits the open batch, if any. A failed commit rolls back and
+    /// loses the batch's keys.
+    fn commit_open(&mut self) -> Result<(), KeyStoreError> {
+        if self.open.take().is_some() {
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(self.lose(KeyStoreError::Sqlite(e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that an open batch's keys were lost through `e`.
+    fn lose(&mut self, e: KeyStoreError) -> KeyStoreError {
+        let message = e.to_string();
+        self.open = None;
+        self.lost = Some(message.clone());
+        KeyStoreError::Uncommitted { message }
+    }
 }
 
 impl std::fmt::Debug for SqliteKeyStore {
@@ -382,15 +424,29 @@ impl SqliteKeyStore {
             }
         }
         Ok(SqliteKeyStore {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Held {
+                conn,
+                open: None,
+                lost: None,
+            }),
             secret,
             kek,
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    /// The connection, with no transaction of `get_or_create_batched` left
+    /// open (committed first).
+    fn conn(&self) -> Result<MutexGuard<'_, Held>, KeyStoreError> {
+        let mut held = self.held();
+        held.commit_open()?;
+        Ok(held)
+    }
+
+    /// The connection as it is, possibly inside an open batch.
+    fn held(&self) -> MutexGuard<'_, Held> {
         // A panic while holding the lock leaves no half-done transaction
-        // behind (rusqlite rolls back on drop), so the connection is usable.
+        // behind (statements run to completion or roll back), and an open
+        // batch stays open for the next call to commit.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -461,8 +517,141 @@ impl SqliteKeyStore {
             .collect()
     }
 
+    /// Get-or-create; `batched` leaves the transaction open for the next
+    /// call (see [`KeyStore::get_or_create_batched`]).
+    fn get_or_create_impl(
+        &self,
+        group: &str,
+        cipher: CipherKind,
+        requests: &[KeyRequest],
+        batched: bool,
+    ) -> Result<Vec<StoredKey>, KeyStoreError> {
+        // Hashing and wrapping happen before the lock is taken, so other
+        // processes wait for the database only as long as SQLite works.
+        let prepared = self.prepare(group, cipher, requests)?;
+        // Inserted in primary-key order, so consecutive inserts walk
+        // neighbouring pages (HMACs arrive in random order).
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            (&prepared[a].key_value_hmac, requests[a].window).cmp(&(&prepared[b].key_value_hmac, requests[b].window))
+        });
+        let now = now_ms();
+        let map_err = |e: rusqlite::Error| match e.sqlite_error_code() {
+            // The only unique constraint an insert that ignores primary-key
+            // conflicts can hit is `key_link`.
+            Some(ErrorCode::ConstraintViolation) => KeyStoreError::InvalidProposal {
+                group: group.to_owned(),
+                message: "a proposal's key link is already the key link of another key".into(),
+            },
+            _ => KeyStoreError::Sqlite(e),
+        };
+        let insert_all = |conn: &Connection| -> rusqlite::Result<Result<Vec<Option<RawKeyRow>>, String>> {
+            conn.prepare_cached("INSERT INTO groups (group_id, cipher, created_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO NOTHING")?
+                .execute(params![group, cipher.name(), now])?;
+            let stored: String =
+                conn.prepare_cached("SELECT cipher FROM groups WHERE group_id = ?1")?.query_row([group], |r| r.get(0))?;
+            if stored != cipher.name() {
+                return Ok(Err(stored));
+            }
+            let mut rows: Vec<Option<RawKeyRow>> = Vec::with_capacity(requests.len());
+            rows.resize_with(requests.len(), || None);
+            let mut insert = conn.prepare_cached(INSERT_KEY)?;
+            let mut select = conn.prepare_cached(SELECT_KEY)?;
+            for &i in &order {
+                let (r, p) = (&requests[i], &prepared[i]);
+                let k = &r.proposal;
+                let inserted = insert.execute(params![
+                    group,
+                    &p.key_value_hmac[..],
+                    r.window,
+                    r.window_start_ms,
+                    k.key_link,
+                    i64::from(k.key.key_id),
+                    cipher.name(),
+                    &p.stored_material[..],
+                    self.kek.is_some(),
+                    p.subject_hmac.as_ref().map(|h| &h[..]),
+                    now,
+                ])?;
+                if inserted != 1 {
+                    // Another job (or an earlier request of this batch) got
+                    // there first: read its key, decode after the lock.
+                    rows[i] = Some(select.query_row(params![group, &p.key_value_hmac[..], r.window], RawKeyRow::read)?);
+                }
+            }
+            Ok(Ok(rows))
+        };
+        let mut held = self.held();
+        if batched {
+            if let Some(message) = &held.lost {
+                return Err(KeyStoreError::Uncommitted { message: message.clone() });
+            }
+        } else {
+            held.commit_open()?;
+        }
+        let outcome = if held.open.is_some() {
+            // Inside the open batch, which holds the write lock: nothing
+            // waits, and a failure loses the batch's earlier keys too.
+            match insert_all(&held.conn) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = held.conn.execute_batch("ROLLBACK");
+                    return Err(held.lose(map_err(e)));
+                }
+            }
+        } else {
+            let conn = &held.conn;
+            let o = retry_busy(|| {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                insert_all(conn).inspect_err(|_| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                })
+            })
+            .map_err(map_err)?;
+            held.open = Some((Instant::now(), 0));
+            o
+        };
+        if let Some((since, n)) = held.open.as_mut() {
+            *n += requests.len();
+            if !batched || since.elapsed() >= BATCH_MAX_AGE || *n >= BATCH_MAX_KEYS {
+                if batched {
+                    held.commit_open()?;
+                } else {
+                    held.open = None;
+                    if let Err(e) = held.conn.execute_batch("COMMIT") {
+                        let _ = held.conn.execute_batch("ROLLBACK");
+                        return Err(KeyStoreError::Sqlite(e));
+                    }
+                }
+            }
+        }
+        drop(held);
+        let rows = outcome.map_err(|stored| match CipherKind::from_name(&stored) {
+            Some(stored) => KeyStoreError::CipherMismatch {
+                group: group.to_owned(),
+                stored,
+                requested: cipher,
+            },
+            None => KeyStoreError::Corrupt {
+                message: format!("group {group:?} has an unknown cipher"),
+            },
+        })?;
+        requests
+            .iter()
+            .zip(rows)
+            .map(|(r, row)| match row {
+                None => Ok(StoredKey {
+                    uses_before: 0,
+                    ..r.proposal.clone()
+                }),
+                Some(raw) => raw.decode(self),
+            })
+            .collect()
+    }
+
     fn shred(&self, sql: &str, group: &str, hash: &[u8; 32]) -> Result<u64, KeyStoreError> {
-        let mut conn = self.conn();
+        let mut held = self.conn()?;
+        let conn = &mut held.conn;
         let deleted = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.prepare_cached(sql)?.execute(params![group, &hash[..]])?;
@@ -510,88 +699,25 @@ impl KeyStore for SqliteKeyStore {
         cipher: CipherKind,
         requests: &[KeyRequest],
     ) -> Result<Vec<StoredKey>, KeyStoreError> {
-        // Hashing and wrapping happen before the lock is taken, so other
-        // processes wait for the database only as long as SQLite works.
-        let prepared = self.prepare(group, cipher, requests)?;
-        // Inserted in primary-key order, so consecutive inserts walk
-        // neighbouring pages (HMACs arrive in random order).
-        let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_unstable_by(|&a, &b| {
-            (&prepared[a].key_value_hmac, requests[a].window).cmp(&(&prepared[b].key_value_hmac, requests[b].window))
-        });
-        let now = now_ms();
-        let mut conn = self.conn();
-        let outcome = retry_busy(|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.prepare_cached("INSERT INTO groups (group_id, cipher, created_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (group_id) DO NOTHING")?
-                .execute(params![group, cipher.name(), now])?;
-            let stored: String =
-                tx.prepare_cached("SELECT cipher FROM groups WHERE group_id = ?1")?.query_row([group], |r| r.get(0))?;
-            if stored != cipher.name() {
-                return Ok(Err(stored));
-            }
-            let mut rows: Vec<Option<RawKeyRow>> = Vec::with_capacity(requests.len());
-            rows.resize_with(requests.len(), || None);
-            {
-                let mut insert = tx.prepare_cached(INSERT_KEY)?;
-                let mut select = tx.prepare_cached(SELECT_KEY)?;
-                for &i in &order {
-                    let (r, p) = (&requests[i], &prepared[i]);
-                    let k = &r.proposal;
-                    let inserted = insert.execute(params![
-                        group,
-                        &p.key_value_hmac[..],
-                        r.window,
-                        r.window_start_ms,
-                        k.key_link,
-                        i64::from(k.key.key_id),
-                        cipher.name(),
-                        &p.stored_material[..],
-                        self.kek.is_some(),
-                        p.subject_hmac.as_ref().map(|h| &h[..]),
-                        now,
-                    ])?;
-                    if inserted != 1 {
-                        // Another job (or an earlier request of this batch)
-                        // got there first: read its key, decode after commit.
-                        rows[i] = Some(select.query_row(params![group, &p.key_value_hmac[..], r.window], RawKeyRow::read)?);
-                    }
-                }
-            }
-            tx.commit()?;
-            Ok(Ok(rows))
-        })
-        .map_err(|e| match e.sqlite_error_code() {
-            // The only unique constraint an insert that ignores primary-key
-            // conflicts can hit is `key_link`.
-            Some(ErrorCode::ConstraintViolation) => KeyStoreError::InvalidProposal {
-                group: group.to_owned(),
-                message: "a proposal's key link is already the key link of another key".into(),
-            },
-            _ => KeyStoreError::Sqlite(e),
-        })?;
-        drop(conn);
-        let rows = outcome.map_err(|stored| match CipherKind::from_name(&stored) {
-            Some(stored) => KeyStoreError::CipherMismatch {
-                group: group.to_owned(),
-                stored,
-                requested: cipher,
-            },
-            None => KeyStoreError::Corrupt {
-                message: format!("group {group:?} has an unknown cipher"),
-            },
-        })?;
-        requests
-            .iter()
-            .zip(rows)
-            .map(|(r, row)| match row {
-                None => Ok(StoredKey {
-                    uses_before: 0,
-                    ..r.proposal.clone()
-                }),
-                Some(raw) => raw.decode(self),
-            })
-            .collect()
+        self.get_or_create_impl(group, cipher, requests, false)
+    }
+
+    fn get_or_create_batched(
+        &self,
+        group: &str,
+        cipher: CipherKind,
+        requests: &[KeyRequest],
+    ) -> Result<Vec<StoredKey>, KeyStoreError> {
+        self.get_or_create_impl(group, cipher, requests, true)
+    }
+
+    fn flush(&self) -> Result<(), KeyStoreError> {
+        let mut held = self.held();
+        held.commit_open()?;
+        match held.lost.take() {
+            Some(message) => Err(KeyStoreError::Uncommitted { message }),
+            None => Ok(()),
+        }
     }
 
     fn lookup(
@@ -603,7 +729,8 @@ impl KeyStore for SqliteKeyStore {
             .iter()
             .map(|r| self.secret.value_hmac(group, &r.key_value))
             .collect();
-        let mut conn = self.conn();
+        let mut held = self.conn()?;
+        let conn = &mut held.conn;
         // One read transaction: a consistent snapshot of the whole batch.
         let rows = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -621,7 +748,7 @@ impl KeyStore for SqliteKeyStore {
             tx.commit()?;
             Ok(out)
         })?;
-        drop(conn);
+        drop(held);
         rows.into_iter()
             .map(|row| row.map(|raw| raw.decode(self)).transpose())
             .collect()
@@ -631,7 +758,8 @@ impl KeyStore for SqliteKeyStore {
         // Kept in the caller's order (first use), which for the keys a job
         // created is the order of their rows in the table: sorting by key
         // link instead made the table pages random and was measured slower.
-        let mut conn = self.conn();
+        let mut held = self.conn()?;
+        let conn = &mut held.conn;
         retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
@@ -651,7 +779,8 @@ impl KeyStore for SqliteKeyStore {
     }
 
     fn keys_by_links(&self, links: &[String]) -> Result<Vec<(String, TinkKey)>, KeyStoreError> {
-        let mut conn = self.conn();
+        let mut held = self.conn()?;
+        let conn = &mut held.conn;
         let rows = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let mut out = Vec::with_capacity(links.len());
@@ -666,7 +795,7 @@ impl KeyStore for SqliteKeyStore {
             tx.commit()?;
             Ok(out)
         })?;
-        drop(conn);
+        drop(held);
         rows.into_iter()
             .map(|raw| {
                 let k = raw.decode(self)?;
