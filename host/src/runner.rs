@@ -361,7 +361,7 @@ fn process(
         let reader = scope.spawn(move || read_chunks(source, rest, header_lines, chunk_txs, &reader_cancel));
 
         // Write outputs in input order; heartbeat while waiting.
-        let mut pending: BTreeMap<u64, (Outputs, Vec<(StoredKey, i64)>, u64, u64)> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, PendingChunk> = BTreeMap::new();
         let mut next = 0u64;
         let mut rows_done = 0u64;
         let mut bytes_done = header.len() as u64;
@@ -461,7 +461,12 @@ fn process(
         total.skipped_rows = skipped_all;
         Ok((total, bytes_done))
     });
+    // The keys handed out must be durable before anything encrypted with
+    // them is published; after a failure, the flush still ends the store's
+    // open batch (its keys are merely unused).
+    let flushed = opts.key_store.flush().map_err(|e| format!("key store: {e}"));
     let (summary, bytes) = result?;
+    flushed?;
     let mut outputs = Vec::new();
     if let Some(targets) = targets {
         outputs = targets.paths();
@@ -649,6 +654,45 @@ fn read_chunks(
     }
 }
 
+/// Engine jobs per worker. A worker pushes a chunk into one lane while the
+/// key store answers the previous chunk's requests for the other, so the
+/// store's round trips overlap the engine's work instead of adding to it.
+pub const LANES: usize = 2;
+
+/// How long a worker's key-store thread waits for a batch before it commits
+/// the store's open batch (see [`KeyStore::get_or_create_batched`]).
+const IDLE_FLUSH: Duration = Duration::from_millis(100);
+
+/// One engine job of a worker, and what maps its rows back to the file.
+struct Lane {
+    job: Box<dyn EngineJob>,
+    /// (first job row of a chunk, offset to the file's row numbers)
+    row_map: Vec<(u64, i64)>,
+    job_rows: u64,
+    job_lines: u64,
+    ended: bool,
+    headers_stripped: bool,
+}
+
+/// A chunk pushed into a lane, waiting for its keys (if it asked for any).
+struct InFlight {
+    lane: usize,
+    index: u64,
+    rows: u64,
+    bytes: u64,
+    awaiting_keys: bool,
+}
+
+/// A chunk's outputs and keys waiting for its turn to be written, with its
+/// row and byte counts.
+type PendingChunk = (Outputs, Vec<(StoredKey, i64)>, u64, u64);
+
+/// What a lane hands back when its input ends.
+type LaneEnd = (Summary, Outputs, Vec<(StoredKey, i64)>);
+
+/// The key store's answer to one batch of requests, with the requests.
+type Answer = (Vec<KeyRequest>, Result<Vec<StoredKey>, String>);
+
 #[allow(clippy::too_many_arguments)]
 fn worker(
     opts: &RunOptions,
@@ -666,14 +710,25 @@ fn worker(
     let fail = |index: u64, message: String| {
         let _ = res.send(WorkerMsg::Failed { index, message });
     };
-    let mut job: Box<dyn EngineJob> = match opts.engine.create(init) {
-        Ok(j) => j,
-        Err(e) => return fail(0, e.to_string()),
-    };
-    // The host writes the keys output (one row per key, whichever worker
-    // used it first).
-    job.omit_keys_output();
-    job.set_key_cache_limit(opts.key_cache);
+    let mut lanes = Vec::with_capacity(LANES);
+    for l in 0..LANES {
+        let mut init = init.clone();
+        if l > 0 {
+            JobRng::new(init.seed, 100 + l as u64).fill(&mut init.seed);
+        }
+        let mut job: Box<dyn EngineJob> = match opts.engine.create(&init) {
+            Ok(j) => j,
+            Err(e) => return fail(0, e.to_string()),
+        };
+        // The host writes the keys output (one row per key, whichever job
+        // used it first).
+        job.omit_keys_output();
+        job.set_key_cache_limit((opts.key_cache / LANES as u32).max(1));
+        if let Err(e) = job.push(header) {
+            return fail(0, e.to_string());
+        }
+        lanes.push(Lane { job, row_map: Vec::new(), job_rows: 0, job_lines: header_lines, ended: false, headers_stripped: false });
+    }
     let lock_uses = || uses.lock().unwrap_or_else(|p| p.into_inner());
     let report_uses = |list: Vec<(String, u64)>| {
         if !list.is_empty() {
@@ -683,15 +738,13 @@ fn worker(
             }
         }
     };
-    if let Err(e) = job.push(header) {
-        return fail(0, e.to_string());
-    }
-    let answer = |job: &mut Box<dyn EngineJob>| -> Result<Vec<(StoredKey, i64)>, String> {
-        let reqs: Vec<KeyRequest> = job.key_requests();
-        if reqs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut keys = opts.key_store.get_or_create(group, config.encryption.cipher, &reqs).map_err(|e| format!("key store: {e}"))?;
+    let fetch = |reqs: &[KeyRequest]| -> Result<Vec<StoredKey>, String> {
+        opts.key_store.get_or_create_batched(group, config.encryption.cipher, reqs).map_err(|e| format!("key store: {e}"))
+    };
+    // Gives a lane the keys it asked for; returns them tagged with their
+    // windows for the keys output.
+    let provide = |lane: &mut Lane, reqs: Vec<KeyRequest>, keys: Result<Vec<StoredKey>, String>| -> Result<Vec<(StoredKey, i64)>, String> {
+        let mut keys = keys?;
         // A key this job used before an eviction comes back with the store's
         // count only: add this job's uses so far (the 2^31 cap).
         {
@@ -703,84 +756,145 @@ fn worker(
             }
         }
         let tagged = keys.iter().cloned().zip(reqs.iter().map(|r| r.window)).collect();
-        job.provide_keys(keys).map_err(|e| e.to_string())?;
+        lane.job.provide_keys(keys).map_err(|e| e.to_string())?;
         Ok(tagged)
     };
-    // (first job row of the chunk, offset to the file's row numbers)
-    let mut row_map: Vec<(u64, i64)> = Vec::new();
-    let mut job_rows = 0u64;
-    let mut job_lines = header_lines;
-    let mut ended = false;
-    let mut last_index = 0;
-    let mut headers_stripped = false;
-    let mut strip = |out: &mut Outputs| -> Result<(), String> {
-        if headers_stripped || (out.encrypted.is_empty() && out.derived.iter().all(Vec::is_empty)) {
+    let strip = |lane: &mut Lane, out: &mut Outputs| -> Result<(), String> {
+        if lane.headers_stripped || (out.encrypted.is_empty() && out.derived.iter().all(Vec::is_empty)) {
             return Ok(());
         }
-        headers_stripped = true;
+        lane.headers_stripped = true;
         strip_prefix(&mut out.encrypted, &header_out.encrypted)?;
         for (o, h) in out.derived.iter_mut().zip(&header_out.derived) {
             strip_prefix(o, h)?;
         }
         Ok(())
     };
-    for chunk in rx {
+
+    std::thread::scope(|scope| {
+        // The key store side of the pipeline: answers batches in order.
+        let (req_tx, req_rx) = mpsc::channel::<Vec<KeyRequest>>();
+        let (ans_tx, ans_rx) = mpsc::channel::<Answer>();
+        scope.spawn(move || {
+            loop {
+                let reqs = match req_rx.recv_timeout(IDLE_FLUSH) {
+                    Ok(r) => r,
+                    // Nothing to do: commit what is open rather than hold
+                    // the store's write lock while the engine works. An
+                    // error stays with the store and surfaces at the next
+                    // batch or at the job's final flush.
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let _ = opts.key_store.flush();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                let keys = fetch(&reqs);
+                if ans_tx.send((reqs, keys)).is_err() {
+                    break;
+                }
+            }
+        });
+        // Waits for a chunk's keys, drains its lane and sends its output.
+        let complete = |lanes: &mut Vec<Lane>, f: InFlight| -> Result<(), String> {
+            let lane = &mut lanes[f.lane];
+            let keys = if f.awaiting_keys {
+                let (reqs, keys) = ans_rx.recv().map_err(|_| "internal: the key store thread stopped".to_string())?;
+                provide(lane, reqs, keys)?
+            } else {
+                Vec::new()
+            };
+            let mut out = lane.job.drain().map_err(|e| e.to_string())?;
+            report_uses(std::mem::take(&mut out.key_uses));
+            strip(lane, &mut out)?;
+            let _ = res.send(WorkerMsg::Chunk { index: f.index, out, keys, rows: f.rows, bytes: f.bytes });
+            Ok(())
+        };
+        let mut queue: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+        let mut next_lane = 0usize;
+        let mut last_index = 0;
+        for chunk in rx {
+            if cancel.load(Ordering::SeqCst) {
+                return;
+            }
+            // A lane holds one chunk at a time: finish its previous one first.
+            while queue.iter().any(|f| f.lane == next_lane) {
+                let f = queue.pop_front().expect("queue is not empty");
+                let index = f.index;
+                if let Err(m) = complete(&mut lanes, f) {
+                    return fail(index, m);
+                }
+            }
+            last_index = chunk.index;
+            let lane = &mut lanes[next_lane];
+            let row_shift = chunk.rows_before as i64 - lane.job_rows as i64;
+            let line_shift = chunk.lines_before as i64 - lane.job_lines as i64;
+            lane.row_map.push((lane.job_rows + 1, row_shift));
+            let pushed = (|| -> Result<Vec<KeyRequest>, String> {
+                lane.job.push(&chunk.bytes).map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
+                if chunk.last {
+                    lane.ended = true;
+                    lane.job.end_input().map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
+                }
+                Ok(lane.job.key_requests())
+            })();
+            lane.job_rows += chunk.rows;
+            lane.job_lines += chunk.lines;
+            let reqs = match pushed {
+                Ok(r) => r,
+                Err(m) => return fail(chunk.index, m),
+            };
+            let awaiting_keys = !reqs.is_empty();
+            if awaiting_keys && req_tx.send(reqs).is_err() {
+                return fail(chunk.index, "internal: the key store thread stopped".into());
+            }
+            queue.push_back(InFlight { lane: next_lane, index: chunk.index, rows: chunk.rows, bytes: chunk.bytes.len() as u64, awaiting_keys });
+            next_lane = (next_lane + 1) % LANES;
+        }
+        while let Some(f) = queue.pop_front() {
+            let index = f.index;
+            if let Err(m) = complete(&mut lanes, f) {
+                return fail(index, m);
+            }
+        }
+        drop(req_tx);
         if cancel.load(Ordering::SeqCst) {
             return;
         }
-        last_index = chunk.index;
-        let row_shift = chunk.rows_before as i64 - job_rows as i64;
-        let line_shift = chunk.lines_before as i64 - job_lines as i64;
-        row_map.push((job_rows + 1, row_shift));
-        let step = (|| -> Result<(Outputs, Vec<(StoredKey, i64)>), String> {
-            job.push(&chunk.bytes).map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
-            if chunk.last {
-                ended = true;
-                job.end_input().map_err(|e| e.shifted(row_shift, line_shift).to_string())?;
+        for lane in &mut lanes {
+            let done = (|| -> Result<LaneEnd, String> {
+                if !lane.ended {
+                    lane.job.end_input().map_err(|e| e.to_string())?;
+                }
+                let reqs = lane.job.key_requests();
+                let keys = if reqs.is_empty() {
+                    Vec::new()
+                } else {
+                    let k = fetch(&reqs);
+                    provide(lane, reqs, k)?
+                };
+                let (mut out, mut summary) = lane.job.finish().map_err(|e| e.to_string())?;
+                report_uses(std::mem::take(&mut out.key_uses));
+                report_uses(std::mem::take(&mut summary.key_uses));
+                strip(lane, &mut out)?;
+                Ok((summary, out, keys))
+            })();
+            match done {
+                Ok((summary, out, keys)) => {
+                    let skipped = summary
+                        .skipped_rows
+                        .iter()
+                        .map(|&r| {
+                            let shift = lane.row_map.iter().rev().find(|(start, _)| *start <= r).map_or(0, |(_, s)| *s);
+                            r.saturating_add_signed(shift)
+                        })
+                        .collect();
+                    let _ = res.send(WorkerMsg::Done { summary, out, keys, skipped });
+                }
+                Err(m) => return fail(last_index, m),
             }
-            let keys = answer(&mut job)?;
-            let mut out = job.drain().map_err(|e| e.to_string())?;
-            report_uses(std::mem::take(&mut out.key_uses));
-            strip(&mut out)?;
-            Ok((out, keys))
-        })();
-        job_rows += chunk.rows;
-        job_lines += chunk.lines;
-        match step {
-            Ok((out, keys)) => {
-                let _ = res.send(WorkerMsg::Chunk { index: chunk.index, out, keys, rows: chunk.rows, bytes: chunk.bytes.len() as u64 });
-            }
-            Err(m) => return fail(chunk.index, m),
         }
-    }
-    if cancel.load(Ordering::SeqCst) {
-        return;
-    }
-    let done = (|| -> Result<(Summary, Outputs, Vec<(StoredKey, i64)>), String> {
-        if !ended {
-            job.end_input().map_err(|e| e.to_string())?;
-        }
-        let keys = answer(&mut job)?;
-        let (mut out, mut summary) = job.finish().map_err(|e| e.to_string())?;
-        report_uses(std::mem::take(&mut out.key_uses));
-        report_uses(std::mem::take(&mut summary.key_uses));
-        strip(&mut out)?;
-        Ok((summary, out, keys))
-    })();
-    match done {
-        Ok((summary, out, keys)) => {
-            let skipped = summary
-                .skipped_rows
-                .iter()
-                .map(|&r| {
-                    let shift = row_map.iter().rev().find(|(start, _)| *start <= r).map_or(0, |(_, s)| *s);
-                    r.saturating_add_signed(shift)
-                })
-                .collect();
-            let _ = res.send(WorkerMsg::Done { summary, out, keys, skipped });
-        }
-        Err(m) => fail(last_index, m),
-    }
+    });
 }
 
 /// A key store wrapper for dry runs: looks keys up, never creates them.
