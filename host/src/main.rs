@@ -56,8 +56,9 @@ struct EngineArgs {
     /// Parallel workers (default: the number of cores).
     #[arg(long)]
     workers: Option<usize>,
-    /// Keys each worker keeps in memory (about 300 bytes each); past it a
-    /// worker forgets its keys and asks the key store again when needed.
+    /// Keys the job keeps in memory in all, shared out among its workers
+    /// (about 300 bytes each); past its share a worker forgets keys and asks
+    /// the key store again when needed.
     #[arg(long, default_value_t = runner::DEFAULT_KEY_CACHE)]
     key_cache: u32,
 }
@@ -170,6 +171,7 @@ enum JobsCommand {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     match real_main() {
         Ok(code) => code,
         Err(e) => {
@@ -222,6 +224,22 @@ fn reporter(events: Events) -> Arc<dyn Reporter> {
 fn parse_seed(s: &str) -> Result<[u8; 32]> {
     let v = hex::decode(s).context("--seed takes 64 hex digits")?;
     v.try_into().map_err(|_| anyhow::anyhow!("--seed takes 64 hex digits"))
+}
+
+/// glibc's malloc raises its mmap threshold to the size of the largest
+/// block freed (up to 32 MiB); after that the chunk and output buffers (1 to
+/// 4 MiB, allocated and freed on different threads) come from per-thread
+/// heap arenas and stay resident. A fixed threshold gives them back to the
+/// system when they are freed. Measured on a 1M-row native job with one
+/// worker: peak RSS 135 MB -> 75 MB.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called once at start,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+    }
 }
 
 fn real_main() -> Result<ExitCode> {

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `keylink` CLI on real files, a real SQLite store
 //! and real processes.
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -472,6 +472,38 @@ fn sigkill_mid_run_leaves_no_output_files() {
     let left: Vec<String> = f.files("out");
     assert!(left.is_empty(), "files left after SIGKILL: {left:?}");
     let _ = std::io::stdout().flush();
+}
+
+#[test]
+fn frequent_heartbeats_while_keys_are_created_finish_the_job() {
+    // Heartbeats write to the job store, which shares its file (and its
+    // write lock) with the key store's open batches: neither may wait for
+    // the other for good.
+    let f = Fixture::new(&clicks(60_000));
+    let mut child = keylink()
+        .current_dir(f.dir.path())
+        .args(["run", "job.json", "--events", "json", "--heartbeat", "0.02", "--workers", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("the job stalled");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("\"RUNNING\""), "{out}");
+    assert!(out.lines().last().unwrap().contains("\"FINISHED\""), "{out}");
+    assert_eq!(csv_rows(&f.read("out/encrypted.csv")).len(), 60_001);
 }
 
 #[test]
