@@ -23,9 +23,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use aes_gcm::aead::array::Array;
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aes::Aes256Enc;
-use aes_gcm::{AeadInOut, AesGcm, KeyInit};
+use aes_gcm::KeyInit;
 use aes_siv::siv::Aes256Siv;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -37,10 +35,10 @@ use crate::tink::{PREFIX_LEN, TINK_START_BYTE, TinkKey, output_prefix};
 
 const GCM_NONCE_LEN: usize = 12;
 
-/// AES-256-GCM over the encrypt-only AES key schedule: GCM never runs the
-/// block cipher backwards, so the inverse round keys `aes::Aes256` also
-/// computes would be wasted work on every new key.
-type Aes256Gcm = AesGcm<Aes256Enc, U12>;
+/// AES-256-GCM over the encrypt-only AES key schedule (GCM never runs the
+/// block cipher backwards), sealing a cell in one pass of the block cipher
+/// (see [`crate::gcm`]).
+use crate::gcm::Gcm as Aes256Gcm;
 const TAG_LEN: usize = 16;
 
 enum Engine {
@@ -111,7 +109,7 @@ impl CellCipher {
         };
         let engine = match key.cipher {
             CipherKind::Aes256Gcm => Engine::Gcm(Box::new(
-                Aes256Gcm::new_from_slice(material).map_err(|_| bad_len())?,
+                Aes256Gcm::new(material).ok_or_else(bad_len)?,
             )),
             CipherKind::Aes256Siv => {
                 let mut k = Zeroizing::new([0u8; 64]);
@@ -136,13 +134,13 @@ impl CellCipher {
     /// As [`CellCipher::new`].
     pub fn rekey(&mut self, key: &TinkKey) {
         match (&mut self.engine, key.cipher) {
-            (Engine::Gcm(gcm), CipherKind::Aes256Gcm) => match Aes256Gcm::new_from_slice(key.material.as_bytes()) {
-                Ok(fresh) => {
+            (Engine::Gcm(gcm), CipherKind::Aes256Gcm) => match Aes256Gcm::new(key.material.as_bytes()) {
+                Some(fresh) => {
                     **gcm = fresh;
                     self.key_id = key.key_id;
                     self.prefix = output_prefix(key.key_id);
                 }
-                Err(_) => *self = CellCipher::new(key),
+                None => *self = CellCipher::new(key),
             },
             _ => *self = CellCipher::new(key),
         }
@@ -219,13 +217,7 @@ impl CellCipher {
                 out.extend_from_slice(nonce);
                 let body = out.len();
                 out.extend_from_slice(plaintext);
-                let tag = gcm
-                    .encrypt_inout_detached(
-                        Array::cast_from_core(nonce),
-                        aad,
-                        (&mut out[body..]).into(),
-                    )
-                    .map_err(|_| Error::crypto())?;
+                let tag = gcm.seal(nonce, aad, &mut out[body..]).ok_or_else(Error::crypto)?;
                 out.extend_from_slice(&tag);
             }
             Engine::Siv(key) => {
@@ -256,11 +248,10 @@ impl CellCipher {
                 }
                 let (nonce, rest) = body.split_at(GCM_NONCE_LEN);
                 let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-                let nonce = <&Array<u8, _>>::try_from(nonce).map_err(|_| Error::crypto())?;
-                let tag = <&Array<u8, _>>::try_from(tag).map_err(|_| Error::crypto())?;
+                let nonce: &[u8; GCM_NONCE_LEN] = nonce.try_into().map_err(|_| Error::crypto())?;
+                let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::crypto())?;
                 let mut buf = ciphertext.to_vec();
-                gcm.decrypt_inout_detached(nonce, aad, buf.as_mut_slice().into(), tag)
-                    .map_err(|_| Error::crypto())?;
+                gcm.open(nonce, aad, &mut buf, tag).ok_or_else(Error::crypto)?;
                 Ok(buf)
             }
             Engine::Siv(key) => {
