@@ -44,7 +44,9 @@ struct StoreArgs {
     /// Key and job store: `sqlite:PATH` (default: keylink.db beside the job file).
     #[arg(long, env = "KEYLINK_KEY_STORE")]
     key_store: Option<String>,
-    /// Key-encryption key (a Tink AES-256-GCM JSON keyset) as `env:NAME` or `file:PATH`.
+    /// Key-encryption key (a Tink AES-256-GCM JSON keyset) as `env:NAME` or
+    /// `file:PATH` (default: the job file's `encryption.kek`, which must be
+    /// the same key when both are given).
     #[arg(long, env = "KEYLINK_KEK")]
     kek: Option<String>,
 }
@@ -203,6 +205,31 @@ fn kek(arg: Option<&str>) -> Result<Option<Kek>> {
     Ok(Some(Kek::from_keyset_json(&json).map_err(|e| anyhow::anyhow!("--kek: {e}"))?))
 }
 
+/// The KEK of a job: `--kek`, or the job file's `encryption.kek`; given both
+/// ways, they must be the same key.
+fn job_kek(arg: Option<&str>, config: &keylink_core::config::JobConfig) -> Result<Option<Kek>> {
+    let given = kek(arg)?;
+    let Some(r) = &config.encryption.kek else { return Ok(given) };
+    if matches!(r, keylink_core::config::SecretRef::Inline(v) if v == "<redacted>") {
+        // A stored job: its inline secrets were not kept.
+        if given.is_some() {
+            return Ok(given);
+        }
+        bail!("encryption.kek: the job's KEK was given inline, and inline secrets are not stored with a job; give it with --kek env:NAME|file:PATH");
+    }
+    let json = runner::resolve_secret(r).map_err(|e| anyhow::anyhow!("encryption.kek: {e}"))?;
+    let json = String::from_utf8(json).context("encryption.kek: the keyset is not UTF-8")?;
+    let from_job = Kek::from_keyset_json(&json).map_err(|e| anyhow::anyhow!("encryption.kek: {e}"))?;
+    match given {
+        Some(g) if g.key_id() != from_job.key_id() || g.fingerprint() != from_job.fingerprint() => bail!(
+            "--kek (key id {}) and the job file's encryption.kek (key id {}) are different keys",
+            g.key_id(),
+            from_job.key_id()
+        ),
+        _ => Ok(Some(from_job)),
+    }
+}
+
 fn engine(kind: EngineKind) -> Result<Arc<dyn Engine>> {
     Ok(match kind {
         EngineKind::Native => Arc::new(NativeEngine),
@@ -263,7 +290,9 @@ fn real_main() -> Result<ExitCode> {
         Command::Run { job, overwrite, engine: eng, store, events, heartbeat, seed, retry_delay_ms } => {
             let Some(loaded) = load_or_report(&job) else { return Ok(ExitCode::from(1)) };
             let db = store_path(store.key_store.as_deref(), &loaded.dir)?;
-            let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, kek(store.kek.as_deref())?)?);
+            let kek = job_kek(store.kek.as_deref(), &loaded.config)?;
+            let kek_cipher = kek.as_ref().map(|k| Arc::new(k.cipher()));
+            let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, kek)?);
             let job_store = Arc::new(SqliteJobStore::open(&db)?);
             let id = uuid::Uuid::new_v4().to_string();
             let base = std::env::current_dir()?.display().to_string();
@@ -286,7 +315,7 @@ fn real_main() -> Result<ExitCode> {
                 seed: seed.as_deref().map(parse_seed).transpose()?,
                 start_retries: 3,
                 retry_base_delay: Duration::from_millis(retry_delay_ms),
-                kek: kek(store.kek.as_deref())?.map(|k| Arc::new(k.cipher())),
+                kek: kek_cipher,
             };
             finish_run(runner::run_pending(&loaded, &life, &opts), events)
         }
@@ -294,7 +323,7 @@ fn real_main() -> Result<ExitCode> {
             let Some(loaded) = load_or_report(&job) else { return Ok(ExitCode::from(1)) };
             let db = store_path(store.key_store.as_deref(), &loaded.dir)?;
             let existing: Option<Arc<dyn KeyStore>> =
-                if db.exists() { Some(Arc::new(SqliteKeyStore::open(&db, kek(store.kek.as_deref())?)?)) } else { None };
+                if db.exists() { Some(Arc::new(SqliteKeyStore::open(&db, job_kek(store.kek.as_deref(), &loaded.config)?)?)) } else { None };
             let opts = RunOptions {
                 engine: engine(eng.engine)?,
                 workers: workers(eng.workers),
@@ -423,7 +452,9 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
             }
             std::env::set_current_dir(&rec.base_dir).with_context(|| format!("job's working directory {}", rec.base_dir))?;
             let loaded = runner::load_job_json(rec.config_json.clone(), Path::new(&rec.base_dir)).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, kek(kek_ref.as_deref())?)?);
+            let kek = job_kek(kek_ref.as_deref(), &loaded.config)?;
+            let kek_cipher = kek.as_ref().map(|k| Arc::new(k.cipher()));
+            let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&db, kek)?);
             let life = Lifecycle { job_id: id, store: job_store, reporter: reporter(events) };
             let opts = RunOptions {
                 engine: engine(eng.engine)?,
@@ -435,7 +466,7 @@ fn jobs(command: JobsCommand) -> Result<ExitCode> {
                 seed: None,
                 start_retries: 3,
                 retry_base_delay: Duration::from_millis(500),
-                kek: kek(kek_ref.as_deref())?.map(|k| Arc::new(k.cipher())),
+                kek: kek_cipher,
             };
             finish_run(runner::run_pending(&loaded, &life, &opts), events)
         }

@@ -534,3 +534,34 @@ fn with_a_kek_the_keys_output_holds_encrypted_keysets_that_tink_opens() {
     assert!(!o.status.success(), "a wrapped store refuses to open without its KEK");
     tink_decrypts(&f, &["--kek-keyset".into(), f.path("kek.json").display().to_string()]);
 }
+
+#[test]
+fn the_job_files_kek_is_used_without_the_flag_and_must_agree_with_it() {
+    use keylink_core::config::CipherKind;
+    use keylink_core::tink::{KeyMaterial, TinkKey};
+    let f = Fixture::new(&clicks(300));
+    let key = |id: u32, m: u8| TinkKey { key_id: id, cipher: CipherKind::Aes256Gcm, material: KeyMaterial::new((0..32u8).map(|b| b.wrapping_mul(m)).collect()) };
+    std::fs::write(f.path("kek.json"), key(0x1234_5678, 37).to_keyset_json()).unwrap();
+    std::fs::write(f.path("other.json"), key(0x0bad_cafe, 11).to_keyset_json()).unwrap();
+    let job = std::fs::read_to_string(f.path("job.json")).unwrap();
+    let with_kek = job.replace(r#""batch_job_group_id": "clicks","#, r#""batch_job_group_id": "clicks", "kek": "file:kek.json","#);
+    assert_ne!(job, with_kek);
+    std::fs::write(f.path("kek-job.json"), with_kek).unwrap();
+
+    let o = f.run(&["run", "kek-job.json", "--kek", "file:other.json"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("different keys"), "{}", stderr(&o));
+    assert!(f.files("out").is_empty(), "nothing written");
+
+    let o = f.run(&["run", "kek-job.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keys = f.read("out/keys.csv");
+    assert!(keys.contains("encryptedKeyset") && !keys.contains("AesGcmKey\\\",\\\"value"), "{}", &keys[..300]);
+    tink_decrypts(&f, &["--kek-keyset".into(), f.path("kek.json").display().to_string()]);
+    // The store was created wrapped: a job without the KEK cannot open it,
+    // the same KEK by flag can.
+    let o = f.run(&["run", "job.json", "--overwrite"]);
+    assert!(!o.status.success(), "a wrapped store refuses to open without its KEK");
+    let o = f.run(&["run", "kek-job.json", "--overwrite", "--kek", "file:kek.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
