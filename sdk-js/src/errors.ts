@@ -21,7 +21,8 @@ export interface JobFileProblem {
  * `EMPTY_INPUT`, `RAGGED_ROW`, `INVALID_ENCODING`, `BAD_TIMESTAMP`,
  * `KEY_USAGE_LIMIT`, `KEYS`, `KEY_FORMAT`, `CRYPTO`, `STATE`, `SECRET` (from the
  * engine), and `ABORTED`, `TARGET_EXISTS`, `UNSUPPORTED`, `KEY_STORE`, `IO`,
- * `WASM_NOT_INITIALISED` (from the SDK).
+ * `WASM_NOT_INITIALISED` (from the SDK), plus the key store and KEK codes of
+ * {@link KeyStoreError}.
  */
 export class KeylinkError extends Error {
   /** Stable machine-readable error code. */
@@ -92,15 +93,27 @@ export class AbortError extends KeylinkError {
   }
 }
 
-/** A key store failed or refused a request (cipher mismatch, storage error). */
+/**
+ * A key store failed or refused a request, or a key-encryption key (KEK)
+ * does not fit. Codes: `KEY_STORE` (storage error), `CIPHER_MISMATCH`,
+ * `INVALID_PROPOSAL`, `SECRET_REQUIRED`, `SECRET_MISMATCH`,
+ * `UNSUPPORTED_SCHEMA`, and for KEKs `KEK_REQUIRED` (the store's key
+ * material is wrapped and no KEK was given), `KEK_MISMATCH` (another KEK than
+ * the store's, or than the job file's `encryption.kek`), `KEK_NOT_EXPECTED` (a
+ * KEK for a store created without one), `INVALID_KEK` (not a keyset with one
+ * AES-256-GCM key), `UNWRAP` (a wrapped key does not open under the KEK:
+ * tampered or moved). Messages name key ids and key links, never key
+ * material.
+ */
 export class KeyStoreError extends KeylinkError {
   /**
    * @param code - `KEY_STORE`, `CIPHER_MISMATCH`, `KEK_REQUIRED`, ...
    * @param message - message naming the group or key link, never a value
    * @param cause - the underlying error
+   * @param options - whether this is a start error (lifecycle `ERROR_STARTING`)
    */
-  constructor(code: string, message: string, cause?: unknown) {
-    super(code, message, { cause });
+  constructor(code: string, message: string, cause?: unknown, options: { startError?: boolean } = {}) {
+    super(code, message, { cause, startError: options.startError });
     this.name = 'KeyStoreError';
   }
 }

@@ -20,6 +20,7 @@ export type * from './jobfile.js';
 export type * from './types.js';
 export { describeJob } from './run.js';
 export { initKeylink, isKeylinkReady, type WasmSource } from './wasm-loader.js';
+export { Kek } from './kek.js';
 export { MemoryKeyStore } from './stores/memory.js';
 export { IndexedDbKeyStore, type IndexedDbKeyStoreOptions } from './stores/indexeddb.js';
 

@@ -161,7 +161,15 @@ export interface Encryption {
   /** Days a key is kept after its window starts, 1..36500 (default 2556). */
   retention_days?: number;
   policy_id?: string;
-  /** Key-encryption key (`env:`/`file:`); not supported by the JS SDK. */
+  /**
+   * Key-encryption key: a Tink JSON keyset with exactly one AES-256-GCM key,
+   * as `env:NAME`, `file:PATH` (or inline). The keys output is then written
+   * as Tink encrypted keysets under it (the CLI's `--kek` format). The SDK
+   * resolves it through the `secrets` option (`{"env:KEYLINK_KEK": keysetJson}`),
+   * and in Node from the environment or the file; a key store opened with a
+   * KEK must hold the same one (`KEK_MISMATCH`), a store created without one
+   * is refused (`KEK_NOT_EXPECTED`).
+   */
   kek?: SecretRef;
 }
 

@@ -9,9 +9,10 @@
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { KeylinkError } from './errors.js';
 import type { JobFileInput } from './jobfile.js';
+import { kekMaterial, type KekSeal } from './kek.js';
 import { chunksOf, discard, runWith, streamSink, type Environment, type Sink } from './run.js';
 import type { JobDescription, JobResult, OutputInput, ResolvedLocation, RunOptionsBase, SourceInput } from './types.js';
 import { initKeylink } from './wasm-loader.js';
@@ -91,8 +92,15 @@ function contractFileOf(json: string): string | undefined {
   }
 }
 
+/** AES-256-GCM under a KEK with node:crypto: synchronous, no thread pool round trip per key (WebCrypto's cost in Node). */
+const nodeSeal: KekSeal = (kek, nonce, plaintext) => {
+  const c = createCipheriv('aes-256-gcm', kekMaterial(kek), nonce, { authTagLength: 16 });
+  return Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+};
+
 const nodeEnvironment: Environment<NodeSource, NodeOutput> = {
   ready: () => initKeylink(engineBytes()),
+  seal: nodeSeal,
   async contracts(json) {
     const f = contractFileOf(json);
     if (f === undefined) return {};

@@ -7,6 +7,8 @@
  */
 import { AbortError, KeylinkError, KeyStoreError, fromEngine } from './errors.js';
 import type { JobFileInput } from './jobfile.js';
+import { encryptKeysCsv, Kek, kekReady, sameKek, webCryptoSeal, type KekSeal } from './kek.js';
+import { KeyLedger } from './key-ledger.js';
 import { MemoryKeyStore } from './stores/memory.js';
 import type { JobDescription, JobResult, JobState, KeyStore, RunOptionsBase, StateEvent, Summary } from './types.js';
 import { engineOrThrow } from './wasm-loader.js';
@@ -26,6 +28,8 @@ export interface Environment<S, O> {
   contracts?(json: string): Promise<Record<string, string>>;
   /** Resolves an `env:`/`file:` reference, or undefined. */
   secret?(ref: string): Promise<Uint8Array | undefined>;
+  /** AES-256-GCM under a KEK for the keys output (default: WebCrypto). */
+  seal?: KekSeal;
   /** The input as chunks. */
   source(source: S | undefined, desc: JobDescription, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   /** Opens one output; `which` is `keys`, `encrypted` or `derived[i]`. */
@@ -33,7 +37,10 @@ export interface Environment<S, O> {
 }
 
 /** Codes of start failures that a retry cannot fix. */
-const FINAL_START_CODES = new Set(['INVALID_CONFIG', 'SECRET', 'TARGET_EXISTS', 'UNSUPPORTED', 'MISSING_COLUMN', 'EMPTY_INPUT']);
+const FINAL_START_CODES = new Set([
+  'INVALID_CONFIG', 'SECRET', 'TARGET_EXISTS', 'UNSUPPORTED', 'MISSING_COLUMN', 'EMPTY_INPUT',
+  'INVALID_KEK', 'KEK_MISMATCH', 'KEK_NOT_EXPECTED', 'KEK_REQUIRED',
+]);
 
 const DEFAULT_CHUNK = 4 << 20;
 
@@ -50,6 +57,78 @@ export function streamSink(stream: WritableStream<Uint8Array>): Sink {
     commit: () => writer.close(),
     abort: (reason) => writer.abort(reason).catch(() => {}),
   };
+}
+
+/**
+ * @internal A keys output whose rows are rewritten with Tink encrypted
+ * keysets under `kek` (the engine writes plain keysets; the CLI's host writes
+ * encrypted ones with `--kek`, and so does this, in the same shape).
+ */
+export function encryptingKeysSink(inner: Sink, kek: Kek, seal: KekSeal = webCryptoSeal): Sink {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const encoder = new TextEncoder();
+  let carry = '';
+  return {
+    async write(bytes) {
+      const { out, rest } = await encryptKeysCsv(carry + decoder.decode(bytes, { stream: true }), kek, seal);
+      carry = rest;
+      if (out) await inner.write(encoder.encode(out));
+    },
+    async commit() {
+      if (carry + decoder.decode() !== '') throw new KeylinkError('STATE', 'the keys output ended inside a record');
+      await inner.commit();
+    },
+    abort: (reason) => inner.abort(reason),
+  };
+}
+
+/**
+ * @internal The KEK of a job's keys output: the job file's `encryption.kek`
+ * (resolved through `secrets`, then the environment's `env:`/`file:`
+ * reader; an inline value is the keyset itself), else the key store's KEK.
+ * Both given: they must be the same key.
+ */
+export async function jobKek(
+  ref: string | null,
+  store: KeyStore,
+  secrets: Record<string, string | Uint8Array>,
+  resolve?: (ref: string) => Promise<Uint8Array | undefined>,
+): Promise<Kek | null> {
+  const storeKek = store.kek ?? null;
+  if (ref === null) return storeKek;
+  let value: string | Uint8Array | undefined;
+  if (ref.startsWith('env:') || ref.startsWith('file:')) {
+    value = secrets[ref] ?? (resolve ? await resolve(ref) : undefined);
+    if (value === undefined) {
+      throw new KeylinkError('SECRET', `encryption.kek: secret ${ref} was not provided (pass the KEK keyset JSON in \`secrets\`)`, { startError: true });
+    }
+  } else {
+    value = ref; // inline: the keyset JSON itself
+  }
+  let kek: Kek;
+  try {
+    kek = Kek.fromKeysetJson(value);
+  } catch (e) {
+    const k = e as KeylinkError;
+    throw new KeyStoreError(k.code ?? 'INVALID_KEK', `encryption.kek: ${k.message}`, undefined, { startError: true });
+  }
+  if (store.kek === null) {
+    throw new KeyStoreError(
+      'KEK_NOT_EXPECTED',
+      `the job file names a key-encryption key (encryption.kek, key id ${kek.keyId}), but the key store was created without one (its key material is stored unwrapped)`,
+      undefined,
+      { startError: true },
+    );
+  }
+  if (storeKek && !sameKek(kek, storeKek)) {
+    throw new KeyStoreError(
+      'KEK_MISMATCH',
+      `the job file's key-encryption key (encryption.kek, key id ${kek.keyId}) is not the one the key store was opened with (key id ${storeKek.keyId})`,
+      undefined,
+      { startError: true },
+    );
+  }
+  return kek;
 }
 
 /** @internal Chunks of any supported source. */
@@ -104,7 +183,24 @@ export function describeJob(config: JobFileInput, contracts?: Record<string, str
 
 /** @internal The engine's Job class. */
 type EngineJob = InstanceType<ReturnType<typeof engineOrThrow>['Job']>;
-type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[] };
+type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
+
+/** Keys an engine job keeps cached by default (the CLI's `--key-cache`). */
+export const DEFAULT_KEY_CACHE = 65_536;
+
+/** Key links per `recordUses` call at the end of a job (as the CLI). */
+const RECORD_USES_BATCH = 65_536;
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -131,13 +227,14 @@ export async function runWith<S, O>(
   if (desc.consentPlugin) {
     throw new KeylinkError('UNSUPPORTED', 'consent plugins are not supported by this version of keylink', { startError: true });
   }
-  if (desc.kek) {
-    throw new KeylinkError('UNSUPPORTED', '`encryption.kek` (wrapped keys, encrypted keysets) is not supported by the JS SDK; use the keylink CLI', { startError: true });
-  }
   const { Job } = engineOrThrow();
   const jobId = opts.jobId ?? randomUuid();
   const group = desc.groupId ?? jobId;
   const store: KeyStore = opts.keyStore ?? new MemoryKeyStore();
+  const keyCache = opts.keyCache ?? DEFAULT_KEY_CACHE;
+  if (!Number.isInteger(keyCache) || keyCache < 1 || keyCache > 0xffff_ffff) {
+    throw new KeylinkError('INVALID_CONFIG', `keyCache must be an integer from 1 to ${0xffff_ffff}`, { startError: true });
+  }
   const states: StateEvent[] = [];
   const emit = (state: JobState, message: string, extra: { rows?: number; bytes?: number } = {}) => {
     const ev: StateEvent = { jobId, state, at: Date.now(), message, ...extra };
@@ -153,6 +250,9 @@ export async function runWith<S, O>(
     if (signal?.aborted) throw new AbortError(signal.reason);
   };
   emit('PENDING', '');
+
+  // Keys the keys output lists, and this job's uses of each (across evictions).
+  const ledger = new KeyLedger();
 
   // ---- start (with retries for transient failures)
   const attempts = (opts.startRetries ?? 3) + 1;
@@ -174,15 +274,23 @@ export async function runWith<S, O>(
         }
         secrets[ref] = v;
       }
+      const kek = await jobKek(desc.kek, store, secrets, env.secret?.bind(env));
+      const seal = env.seal ?? webCryptoSeal;
+      if (kek) await kekReady(kek, seal);
       const overwrite = opts.overwrite ?? false;
       // Keys first: it is also committed first.
-      sinks.push(await env.sink(opts.keys, 'keys', desc, { overwrite }));
+      const keys = await env.sink(opts.keys, 'keys', desc, { overwrite });
+      sinks.push(kek && keys !== discard ? encryptingKeysSink(keys, kek, seal) : keys);
       sinks.push(await env.sink(opts.encrypted, 'encrypted', desc, { overwrite }));
       for (let i = 0; i < desc.derived.length; i++) {
         sinks.push(await env.sink(opts.derived?.[i], `derived[${i}]`, desc, { overwrite }));
       }
       try {
         job = new Job(json, contracts, secrets, opts.seed ?? undefined);
+        // The keys output is written here (one row per key, the first time
+        // it is used), so the engine can forget keys: memory stays bounded.
+        job.omitKeysOutput();
+        job.setKeyCacheLimit(keyCache);
       } catch (e) {
         throw fromEngine(e);
       }
@@ -204,8 +312,21 @@ export async function runWith<S, O>(
   const heartbeat = opts.heartbeatMs ?? 10_000;
   let lastBeat = Date.now();
   const chunkBytes = Math.max(1, opts.chunkBytes ?? DEFAULT_CHUNK);
+  // Keys rows waiting for the keys header (written with the data headers).
+  let keysRows: Uint8Array[] = [];
+  let keysHeader = false;
   const write = async (out: Drained) => {
-    const w: Promise<void>[] = [keysSink.write(out.keys), encSink.write(out.encrypted)];
+    for (const [link, n] of out.keyUses) ledger.add(link, n);
+    if (!keysHeader && out.encrypted.length) {
+      keysHeader = true;
+      keysRows.unshift(job!.keysHeader());
+    }
+    let keys = out.keys;
+    if (keysHeader && keysRows.length) {
+      keys = concat(keysRows);
+      keysRows = [];
+    }
+    const w: Promise<void>[] = [keysSink.write(keys), encSink.write(out.encrypted)];
     out.derived.forEach((d, i) => w.push(derivedSinks[i].write(d)));
     await Promise.all(w);
   };
@@ -219,7 +340,26 @@ export async function runWith<S, O>(
         throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
       }
       checkAbort();
-      job!.provideKeys(keys);
+      // A key this job used before an eviction comes back with the store's
+      // count only: add this job's uses so far (the 2^31 cap). Keys new to
+      // this job go to the keys output.
+      const given = [];
+      const fresh = [];
+      const windows: number[] = [];
+      for (let i = 0; i < keys.length; i++) {
+        let k = keys[i];
+        if (k && typeof k.keyLink === 'string') {
+          const before = ledger.uses(k.keyLink);
+          if (before) k = { ...k, usesBefore: (Number(k.usesBefore) || 0) + before };
+          if (ledger.add(k.keyLink) && requests[i]) {
+            fresh.push(k);
+            windows.push(requests[i].window);
+          }
+        }
+        given.push(k);
+      }
+      job!.provideKeys(given);
+      if (fresh.length) keysRows.push(job!.keysRows(fresh, Float64Array.from(windows)));
     }
     await write(job!.drain() as Drained);
   };
@@ -263,8 +403,23 @@ export async function runWith<S, O>(
     await answer();
     const { outputs, summary } = job!.finish() as { outputs: Drained; summary: Summary };
     await write(outputs);
+    if (keysRows.length) await keysSink.write(concat(keysRows)); // rows without a header: cannot happen
+    keysRows = [];
+    for (const [link, n] of summary.keyUses) ledger.add(link, n);
+    // As the CLI: keys listed once however often they were evicted; uses merged.
+    summary.keysUsed = ledger.size;
+    Object.defineProperty(summary, 'keyUses', {
+      enumerable: true,
+      configurable: true,
+      get: () => Array.from(ledger.slices(Infinity)).flat(),
+    });
     checkAbort();
-    await store.recordUses?.(summary.keyUses);
+    if (store.recordUses) {
+      for (const batch of ledger.slices(RECORD_USES_BATCH)) {
+        await store.recordUses(batch);
+        checkAbort();
+      }
+    }
     checkAbort();
     // Commit: keys first, so no encrypted data is ever visible without its keys.
     await keysSink.commit();

@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 
+import type { Kek } from './kek.js';
+
 /** A cipher of a batch job group (fixed at the group's first use). */
 export type Cipher = 'aes-256-gcm' | 'aes-256-siv';
 
@@ -69,6 +71,18 @@ export interface KeyStore {
   recordUses?(uses: [string, number][]): Promise<void>;
   /** Optional: releases resources (closing a database). The SDK never calls it for you. */
   close?(): Promise<void> | void;
+  /**
+   * Optional: the key-encryption key the store wraps key material with
+   * (`SqliteKeyStore` opened with `kek`), or `null` for a store that holds
+   * material raw by design (a `SqliteKeyStore` created without a KEK). A job
+   * on a store with a KEK writes its keys output as Tink encrypted keysets
+   * under it, as the CLI does with `--kek`; a job file whose `encryption.kek`
+   * names another KEK is refused (`KEK_MISMATCH`), and one that names a KEK
+   * for a `null` store too (`KEK_NOT_EXPECTED`). Left out (memory, IndexedDB,
+   * custom stores): the store does not wrap, and only the job file's
+   * `encryption.kek` encrypts the keys output.
+   */
+  readonly kek?: Kek | null;
 }
 
 /** Lifecycle states of a job (SPEC section 7). */
@@ -100,13 +114,16 @@ export interface Summary {
   skippedRows: number[];
   /** Rows written to each derived output, in job-file order. */
   derivedRows: number[];
-  /** Keys used by this job (rows of the keys output). */
+  /** Keys used by this job (rows of the keys output: each key once). */
   keysUsed: number;
   /** Of those, keys this job created. */
   keysCreated: number;
   /** PII values encrypted. */
   valuesEncrypted: number;
-  /** `[keyLink, values encrypted]` per key. */
+  /**
+   * `[keyLink, values encrypted]` per key used for at least one value,
+   * merged across key-cache evictions (built when read).
+   */
   keyUses: [string, number][];
 }
 
@@ -120,7 +137,11 @@ export interface JobDescription {
   associatedData: 'none' | 'field-name';
   windowHours: number;
   retentionDays: number;
-  /** The KEK reference, or null. */
+  /**
+   * The job file's `encryption.kek` as written (`env:NAME`, `file:PATH`, or
+   * the keyset JSON itself when inline), or null. Treat it as a secret when
+   * it is inline.
+   */
   kek: string | null;
   errorPolicy: 'fail' | 'skip';
   /** Connector name → kind (and root for `local`). */
@@ -170,10 +191,25 @@ export interface RunOptionsBase<S, O> extends RunOutputs<O> {
   onState?: (event: StateEvent) => void;
   /** Stops the job: outputs are aborted, nothing partial is committed. */
   signal?: AbortSignal;
-  /** Secret values by reference as written (`{"env:MASK_SEED": "..."}`); Node also reads `env:`/`file:` itself. */
+  /**
+   * Secret values by reference as written (`{"env:MASK_SEED": "..."}`), for
+   * masking seeds and for the job file's `encryption.kek` (the KEK keyset
+   * JSON: `{"env:KEYLINK_KEK": keysetJson}`); Node also reads `env:`/`file:`
+   * itself.
+   */
   secrets?: Record<string, string | Uint8Array>;
   /** Contract files by path, for `data_contract_file` (Node reads them itself). */
   contracts?: Record<string, string>;
+  /**
+   * Most keys the engine keeps cached (default 65 536, as the CLI's
+   * `--key-cache`). After a batch that leaves more cached, the engine
+   * forgets them all, and asks the key store again for a key needed later
+   * (the store answers with the same key). This bounds the job's memory
+   * however many distinct (key-field value, window) pairs the input has;
+   * what remains per key is its use count (a few dozen bytes). Outputs do
+   * not depend on it; a smaller cache means more key-store round trips.
+   */
+  keyCache?: number;
   /** Heartbeat interval in ms (default 10000). */
   heartbeatMs?: number;
   /** Bytes pushed into the engine per call (default 4 MiB). */

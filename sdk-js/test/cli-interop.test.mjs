@@ -1,14 +1,17 @@
 // Cross-runtime: SDK outputs decrypt with the `keylink decrypt` CLI and with
 // Google Tink (Python); SDK and CLI jobs sharing one SQLite store agree on
-// one key per (group, key-field value, window).
+// one key per (group, key-field value, window), also when the store is
+// wrapped with a key-encryption key (KEK) and the keys outputs are Tink
+// encrypted keysets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { runBatchJob, SqliteKeyStore } from 'keylink';
-import { CLI, ROOT, tmp, vector, clickstreamJob, records } from './helpers.mjs';
+import { CLI, ROOT, tmp, vector, clickstreamJob, records, openEncryptedKeyset } from './helpers.mjs';
 
 const run = promisify(execFile);
 const PII = ['email', 'customer_id', 'ip_address'];
@@ -134,4 +137,129 @@ test('an SDK job and a CLI job running at the same time on one fresh store end w
   assert.deepEqual(a, b);
   assert.equal(store.count(), new Set(a).size);
   store.close();
+});
+
+/** A KEK made by Google Tink (Python): a JSON keyset with one AES256_GCM key, written to `dir/kek.json`. */
+async function tinkKek(dir) {
+  const { stdout } = await run('python3', ['-c', [
+    'import tink',
+    'from tink import aead, secret_key_access',
+    'aead.register()',
+    'h = tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM)',
+    'print(tink.json_proto_keyset_format.serialize(h, secret_key_access.TOKEN))',
+  ].join('\n')]);
+  const json = stdout.trim();
+  const path = join(dir, 'kek.json');
+  writeFileSync(path, json + '\n');
+  const k = JSON.parse(json);
+  assert.equal(k.key.length, 1);
+  return { json, path, keyId: k.primaryKeyId, material: Buffer.from(k.key[0].keyData.value, 'base64').subarray(2) };
+}
+
+/** keyLink → row of a keys output. */
+const keysByLink = (path) => new Map(records(readFileSync(path)).map((k) => [k.keyLink, k]));
+
+/** The store's meta and whether every row is wrapped. */
+function storeState(db) {
+  const d = new Database(db, { readonly: true });
+  const meta = Object.fromEntries(d.prepare("SELECT name, value FROM meta WHERE name LIKE 'kek%'").all().map((r) => [r.name, r.value]));
+  const { n, w } = d.prepare('SELECT count(*) AS n, sum(wrapped) AS w FROM keys').get();
+  d.close();
+  return { meta, keys: n, wrapped: w };
+}
+
+test('KEK: a CLI job with --kek creates a wrapped store; an SDK job with the same KEK reuses its keys; CLI and Tink decrypt the SDK outputs', async () => {
+  const dir = setup();
+  const db = join(dir, 'kek.db');
+  const kek = await tinkKek(dir);
+  const cli = jobIn(dir, 'cli', { batch_job_group_id: 'kek-gcm' });
+  const sdk = jobIn(dir, 'sdk', { batch_job_group_id: 'kek-gcm' });
+  await run(CLI, ['run', cli.path, '--engine', 'native', '--key-store', `sqlite:${db}`, '--kek', `file:${kek.path}`, '--overwrite'], { env });
+  const created = storeState(db);
+  assert.equal(created.meta.kek_key_id, String(kek.keyId));
+  assert.ok(created.keys > 0);
+  assert.equal(created.wrapped, created.keys, 'every key wrapped by the CLI');
+
+  const store = SqliteKeyStore.open(db, { kek: `file:${kek.path}` });
+  const r = await runBatchJob(sdk.path, { keyStore: store });
+  assert.equal(r.summary.keysCreated, 0, 'every key of the CLI job is reused');
+  assert.equal(store.count(), created.keys, 'one key link per (value, window)');
+  store.close();
+  const a = records(readFileSync(cli.out('encrypted'))).map((x) => x['strmMeta.keyLink']);
+  const b = records(readFileSync(sdk.out('encrypted'))).map((x) => x['strmMeta.keyLink']);
+  assert.deepEqual(b, a);
+
+  // Same keys output format as the CLI's: encrypted keysets, same key links, key info, policy and expiry.
+  const cliKeys = keysByLink(cli.out('keys'));
+  const sdkKeys = keysByLink(sdk.out('keys'));
+  assert.deepEqual([...sdkKeys.keys()].sort(), [...cliKeys.keys()].sort());
+  for (const [link, k] of sdkKeys) {
+    const c = cliKeys.get(link);
+    assert.deepEqual({ ...k, encryptionKey: '' }, { ...c, encryptionKey: '' });
+    assert.deepEqual(JSON.parse(k.encryptionKey).keysetInfo, JSON.parse(c.encryptionKey).keysetInfo);
+    const mine = openEncryptedKeyset(kek, k.encryptionKey).keyset;
+    assert.deepEqual(mine, openEncryptedKeyset(kek, c.encryptionKey).keyset, 'the same Keyset proto inside');
+    assert.notEqual(k.encryptionKey, c.encryptionKey, 'fresh nonces');
+  }
+
+  const plain = records(vector('clickstream_dirty.csv'));
+  const same = (file) => {
+    const dec = records(readFileSync(file));
+    assert.equal(dec.length, plain.length);
+    for (const [i, x] of dec.entries()) for (const col of PII) assert.equal(x[col], plain[i][col], `row ${i + 1} ${col}`);
+  };
+  // keylink decrypt with the SDK's keys output (needs the KEK) and with the shared store.
+  await run(CLI, ['decrypt', '--keys', sdk.out('keys'), '--kek', `file:${kek.path}`, sdk.out('encrypted'), join(dir, 'dec1.csv'), '--overwrite'], { env });
+  same(join(dir, 'dec1.csv'));
+  await run(CLI, ['decrypt', '--key-store', `sqlite:${db}`, '--kek', `file:${kek.path}`, sdk.out('encrypted'), join(dir, 'dec2.csv'), '--overwrite'], { env });
+  same(join(dir, 'dec2.csv'));
+  await assert.rejects(run(CLI, ['decrypt', '--key-store', `sqlite:${db}`, sdk.out('encrypted'), join(dir, 'dec3.csv'), '--overwrite'], { env }), /key-encryption key/);
+  // Google Tink: each encrypted keyset opened with the KEK as master AEAD, then the data.
+  const { stdout } = await run('python3', [join(ROOT, 'tests', 'interop', 'tink_decrypt.py'), sdk.out('keys'), sdk.out('encrypted'), join(dir, 'events.csv'), PII.join(','), 'field-name', '--kek-keyset', kek.path]);
+  assert.match(stdout, /tink decrypted [1-9]\d* cells/);
+});
+
+test('KEK, the other way round: the SDK creates the wrapped store (KEK from the job file\'s encryption.kek), the CLI with --kek reuses it byte for byte', async () => {
+  const dir = setup();
+  const db = join(dir, 'kek.db');
+  const kek = await tinkKek(dir);
+  const kenv = { ...env, KEYLINK_TEST_KEK: kek.json };
+  process.env.KEYLINK_TEST_KEK = kek.json;
+  const enc = { cipher: 'aes-256-siv', batch_job_group_id: 'kek-siv', kek: 'env:KEYLINK_TEST_KEK' };
+  const sdk = jobIn(dir, 'sdk', enc);
+  const cli = jobIn(dir, 'cli', enc);
+  const store = SqliteKeyStore.open(db, { kek: 'env:KEYLINK_TEST_KEK' });
+  const r = await runBatchJob(sdk.path, { keyStore: store });
+  assert.ok(r.summary.keysCreated > 0);
+  store.close();
+  const created = storeState(db);
+  assert.deepEqual(created.meta.kek_key_id, String(kek.keyId));
+  assert.equal(created.wrapped, created.keys, 'every key wrapped by the SDK');
+  assert.equal(created.keys, r.summary.keysCreated);
+
+  // Without the KEK the CLI refuses the store; with it (from the job file's
+  // encryption.kek, or --kek as well), it reuses every key.
+  const bare = jobIn(dir, 'bare', { cipher: 'aes-256-siv', batch_job_group_id: 'kek-siv' });
+  await assert.rejects(run(CLI, ['run', bare.path, '--engine', 'native', '--key-store', `sqlite:${db}`, '--overwrite'], { env: kenv }), /key-encryption key \(KEK key id \d+\)/);
+  await run(CLI, ['run', cli.path, '--engine', 'native', '--key-store', `sqlite:${db}`, '--overwrite'], { env: kenv });
+  assert.equal(storeState(db).keys, created.keys, 'the CLI created no key');
+  await run(CLI, ['run', cli.path, '--engine', 'native', '--key-store', `sqlite:${db}`, '--kek', 'env:KEYLINK_TEST_KEK', '--overwrite'], { env: kenv });
+  assert.equal(storeState(db).keys, created.keys, 'the CLI created no key');
+  assert.equal(readFileSync(cli.out('encrypted'), 'utf8'), readFileSync(sdk.out('encrypted'), 'utf8'), 'deterministic cipher, same unwrapped keys: same bytes');
+  const cliKeys = keysByLink(cli.out('keys'));
+  const sdkKeys = keysByLink(sdk.out('keys'));
+  assert.deepEqual([...cliKeys.keys()].sort(), [...sdkKeys.keys()].sort());
+  for (const [link, k] of sdkKeys) {
+    assert.deepEqual(openEncryptedKeyset(kek, k.encryptionKey, 'aes-256-siv').keyset, openEncryptedKeyset(kek, cliKeys.get(link).encryptionKey, 'aes-256-siv').keyset);
+  }
+  // The CLI unwraps what the SDK wrapped; Tink opens the SDK's encrypted SIV keysets.
+  await run(CLI, ['decrypt', '--key-store', `sqlite:${db}`, '--kek', 'env:KEYLINK_TEST_KEK', sdk.out('encrypted'), join(dir, 'dec.csv'), '--overwrite'], { env: kenv });
+  assert.deepEqual(records(readFileSync(join(dir, 'dec.csv'))).map((x) => x.email), records(vector('clickstream_dirty.csv')).map((x) => x.email));
+  const { stdout } = await run('python3', [join(ROOT, 'tests', 'interop', 'tink_decrypt.py'), sdk.out('keys'), sdk.out('encrypted'), join(dir, 'events.csv'), PII.join(','), 'none', '--kek-keyset', kek.path]);
+  assert.match(stdout, /tink decrypted [1-9]\d* cells/);
+  // And back again: the SDK reuses everything.
+  const again = SqliteKeyStore.open(db, { kek: kek.json });
+  assert.equal((await runBatchJob(sdk.path, { keyStore: again, overwrite: true })).summary.keysCreated, 0);
+  again.close();
+  delete process.env.KEYLINK_TEST_KEK;
 });

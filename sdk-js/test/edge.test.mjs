@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import vm from 'node:vm';
 import { build } from 'esbuild';
-import { SDK, vector, records, clickstreamJob } from './helpers.mjs';
+import { SDK, vector, records, clickstreamJob, kekKeyset, openEncryptedKeyset } from './helpers.mjs';
 
 const bundle = (await build({
   entryPoints: [join(SDK, 'dist', 'index.js')], bundle: true, format: 'iife', globalName: 'keylink',
@@ -37,7 +37,7 @@ const script = `
   const states = [];
   const store = new keylink.MemoryKeyStore();
   const result = await keylink.runBatchJob(JOB, { source, encrypted: sink('encrypted'), keys: sink('keys'), derived: [sink('d0'), sink('d1')],
-    keyStore: store, secrets: { 'env:MASK_SEED': 'pepper' }, onState: (e) => states.push(e.state) });
+    keyStore: store, secrets: SECRETS, onState: (e) => states.push(e.state) });
   let badCode;
   try { await keylink.runBatchJob({ ...JOB, error_policy: 'sometimes' }, { source: input }); } catch (e) { badCode = e.code + ':' + (e instanceof keylink.JobFileError); }
   return JSON.stringify({ summary: result.summary, states, badCode, out: Object.fromEntries(Object.entries(chunks).map(([k, v]) => [k, v.join('')])) });
@@ -47,7 +47,7 @@ for (const asModule of [false, true]) {
   test(`the bundle runs a job in a bare V8 context without fs or Node globals (wasm as ${asModule ? 'a WebAssembly.Module' : 'bytes'})`, async () => {
     const ctx = edgeContext();
     for (const g of ['process', 'require', 'Buffer', 'global', 'fetch']) assert.equal(vm.runInContext(`typeof ${g}`, ctx), 'undefined', g);
-    Object.assign(ctx, { WASM: wasm, AS_MODULE: asModule, CSV: vector('clickstream_dirty.csv').toString('utf8'), JOB: clickstreamJob() });
+    Object.assign(ctx, { WASM: wasm, AS_MODULE: asModule, CSV: vector('clickstream_dirty.csv').toString('utf8'), JOB: clickstreamJob(), SECRETS: { 'env:MASK_SEED': 'pepper' } });
     const r = JSON.parse(await vm.runInContext(script, ctx));
     const plain = records(vector('clickstream_dirty.csv'));
     assert.equal(r.summary.rowsWritten, plain.length);
@@ -58,6 +58,18 @@ for (const asModule of [false, true]) {
     assert.equal(r.badCode, 'INVALID_CONFIG:true');
   });
 }
+
+test('in a bare V8 context, a job file with encryption.kek writes its keys output as Tink encrypted keysets (WebCrypto)', async () => {
+  const ctx = edgeContext();
+  const kek = kekKeyset();
+  Object.assign(ctx, { WASM: wasm, AS_MODULE: false, CSV: vector('clickstream_dirty.csv').toString('utf8'),
+    JOB: clickstreamJob({ kek: 'env:KEYLINK_KEK' }), SECRETS: { 'env:MASK_SEED': 'pepper', 'env:KEYLINK_KEK': kek.json } });
+  const r = JSON.parse(await vm.runInContext(script, ctx));
+  const keys = records(r.out.keys);
+  assert.equal(keys.length, r.summary.keysUsed);
+  for (const k of keys) openEncryptedKeyset(kek, k.encryptionKey);
+  assert.equal(r.states.at(-1), 'FINISHED');
+});
 
 test('the environment-neutral entry point refuses to run before the engine is given', async () => {
   const ctx = edgeContext();

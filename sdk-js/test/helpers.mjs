@@ -1,4 +1,6 @@
 // Shared helpers of the JS tests: paths, a small RFC 4180 reader, jobs.
+import assert from 'node:assert/strict';
+import { createDecipheriv, randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -83,4 +85,41 @@ export async function runCollected(runBatchJob, job, source, opts = {}) {
   const derived = (job.derived_data ?? []).map(() => collector());
   const result = await runBatchJob(job, { source, encrypted: enc.stream, keys: keys.stream, derived: derived.map((d) => d.stream), ...opts });
   return { result, encrypted: enc.text(), keys: keys.text(), derived: derived.map((d) => d.text()) };
+}
+
+const AES_GCM_KEY = 'type.googleapis.com/google.crypto.tink.AesGcmKey';
+
+/**
+ * A KEK as a Tink JSON keyset (one AES-256-GCM key, TINK prefix), as Tink
+ * writes it: `{ json, keyId, material }`. Random unless given.
+ */
+export function kekKeyset({ keyId = 1 + randomInt(0xfffffffe), material = randomBytes(32), cipher = 'aes-256-gcm', extra = [] } = {}) {
+  const siv = cipher === 'aes-256-siv';
+  const proto = Buffer.concat([Buffer.from([siv ? 0x12 : 0x1a, material.length]), material]);
+  const key = (id) => ({
+    keyData: { typeUrl: siv ? AES_GCM_KEY.replace('AesGcmKey', 'AesSivKey') : AES_GCM_KEY, value: proto.toString('base64'), keyMaterialType: 'SYMMETRIC' },
+    status: 'ENABLED', keyId: id, outputPrefixType: 'TINK',
+  });
+  const json = JSON.stringify({ primaryKeyId: keyId, key: [key(keyId), ...extra.map(key)] });
+  return { json, keyId, material: Buffer.from(material) };
+}
+
+/** AES-256-GCM open of a Tink ciphertext `0x01 ‖ id ‖ nonce ‖ ct ‖ tag` under `kek` (node:crypto, independent of the SDK). */
+export function tinkGcmOpen(kek, sealed, aad = Buffer.alloc(0)) {
+  assert.equal(sealed[0], 1, 'TINK prefix');
+  assert.equal(sealed.readUInt32BE(1), kek.keyId, 'KEK key id in the prefix');
+  const d = createDecipheriv('aes-256-gcm', kek.material, sealed.subarray(5, 17));
+  d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([d.update(sealed.subarray(17, sealed.length - 16)), d.final()]);
+}
+
+/** The exact shape of the CLI's encrypted keyset (core/src/tink.rs `encrypted_keyset_json`), checked; returns the decrypted Keyset proto. */
+export function openEncryptedKeyset(kek, json, cipher = 'aes-256-gcm') {
+  const o = JSON.parse(json);
+  assert.deepEqual(Object.keys(o), ['encryptedKeyset', 'keysetInfo']);
+  const id = o.keysetInfo.primaryKeyId;
+  const url = AES_GCM_KEY.replace('AesGcmKey', cipher === 'aes-256-siv' ? 'AesSivKey' : 'AesGcmKey');
+  assert.equal(json, `{"encryptedKeyset":"${o.encryptedKeyset}","keysetInfo":{"primaryKeyId":${id},"keyInfo":[{"typeUrl":"${url}","status":"ENABLED","keyId":${id},"outputPrefixType":"TINK"}]}}`);
+  return { keyId: id, keyset: tinkGcmOpen(kek, Buffer.from(o.encryptedKeyset, 'base64')) };
 }

@@ -1,12 +1,23 @@
 /**
  * The SQLite key store for Node (better-sqlite3 12.x): the same file format
  * as the `keylink` CLI's store (`host/src/keystore/sqlite.rs`), so Node jobs
- * and CLI jobs can share one store file and agree on one key per combination.
+ * and CLI jobs can share one store file and agree on one key per combination,
+ * with or without a key-encryption key (KEK).
+ *
+ * With a KEK (a Tink AES-256-GCM key, see {@link Kek}), `meta.kek_key_id` is
+ * the KEK's key id in decimal and `meta.kek_fingerprint` the lowercase hex
+ * HMAC-SHA-256(key = KEK material, `"keylink kek fingerprint v1"`); every
+ * `keys.material` is then `0x01 ‖ KEK key id (4 bytes BE) ‖ nonce (12 random
+ * bytes) ‖ AES-256-GCM ciphertext of the raw material ‖ tag (16)` with the
+ * key link (UTF-8) as associated data, and `wrapped` is 1. A store is wrapped
+ * or raw for its whole life, decided when it is created.
  * @packageDocumentation
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { KeyStoreError } from '../errors.js';
+import { Kek, kekMaterial } from '../kek.js';
 import type { Cipher, KeyRequest, KeyStore, StoredKey } from '../types.js';
 
 /** The version of the on-disk format this store reads and writes. */
@@ -39,7 +50,7 @@ CREATE INDEX IF NOT EXISTS keys_by_subject ON keys (group_id, subject_hmac) WHER
 
 const INSERT_KEY =
   'INSERT INTO keys (group_id, key_value_hmac, window, window_start_ms, key_link, key_id, cipher, material, wrapped, subject_hmac, created_at_ms, uses) ' +
-  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0) ON CONFLICT (group_id, key_value_hmac, window) DO NOTHING';
+  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (group_id, key_value_hmac, window) DO NOTHING';
 const SELECT_KEY = 'SELECT key_link, key_id, cipher, material, wrapped, uses FROM keys WHERE group_id = ? AND key_value_hmac = ? AND window = ?';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -53,6 +64,66 @@ export interface SqliteKeyStoreOptions {
    * random with the store).
    */
   secret?: Uint8Array;
+  /**
+   * The key-encryption key, as the CLI's `--kek` takes it: a Tink JSON keyset
+   * with exactly one AES-256-GCM key (text or UTF-8 bytes), `env:NAME` (an
+   * environment variable holding it), `file:PATH` (a file holding it; trailing
+   * newlines are ignored), or a {@link Kek}. A store created with a KEK wraps
+   * every key's material with it and must always be opened with it
+   * (`KEK_REQUIRED`, `KEK_MISMATCH`); a store created without one refuses one
+   * (`KEK_NOT_EXPECTED`). Jobs on a store with a KEK write their keys output
+   * as Tink encrypted keysets under it.
+   */
+  kek?: string | Uint8Array | Kek;
+}
+
+/** The KEK of `open`'s options, resolved like the CLI's `--kek`. */
+function kekOf(kek: string | Uint8Array | Kek | undefined): Kek | null {
+  if (kek === undefined) return null;
+  if (kek instanceof Kek) return kek;
+  let json: string | Uint8Array = kek;
+  if (typeof kek === 'string' && kek.startsWith('env:')) {
+    const v = process.env[kek.slice(4)];
+    if (v === undefined) throw new KeyStoreError('SECRET', `kek: environment variable ${kek.slice(4)} is not set`);
+    json = v;
+  } else if (typeof kek === 'string' && kek.startsWith('file:')) {
+    let b: Buffer;
+    try {
+      b = readFileSync(kek.slice(5));
+    } catch (e) {
+      throw new KeyStoreError('SECRET', `kek: cannot read secret file ${kek.slice(5)}: ${(e as Error).message}`);
+    }
+    let n = b.length;
+    while (n > 0 && (b[n - 1] === 0x0a || b[n - 1] === 0x0d)) n--;
+    json = new Uint8Array(b.subarray(0, n));
+  }
+  return Kek.fromKeysetJson(json);
+}
+
+const kekFingerprint = (kek: Kek) => createHmac('sha256', kekMaterial(kek)).update('keylink kek fingerprint v1').digest('hex');
+
+/** `0x01 ‖ KEK key id ‖ nonce ‖ ciphertext ‖ tag` of `material`, bound to `keyLink`. */
+function wrap(kek: Kek, material: Uint8Array, keyLink: string, nonce: Uint8Array): Buffer {
+  const c = createCipheriv('aes-256-gcm', kekMaterial(kek), nonce, { authTagLength: 16 });
+  c.setAAD(Buffer.from(keyLink, 'utf8'));
+  const prefix = Buffer.from([1, 0, 0, 0, 0]);
+  prefix.writeUInt32BE(kek.keyId, 1);
+  return Buffer.concat([prefix, nonce, c.update(material), c.final(), c.getAuthTag()]);
+}
+
+/** The material of a wrapped key; `UNWRAP` if it does not open under the KEK with this key link. */
+function unwrap(kek: Kek, wrapped: Uint8Array, keyLink: string): Uint8Array {
+  const fail = () => new KeyStoreError('UNWRAP', `the key material of key link ${keyLink} failed to unwrap under the key-encryption key`);
+  const w = Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength);
+  if (w.length < 5 + 12 + 16 || w[0] !== 1 || w.readUInt32BE(1) !== kek.keyId) throw fail();
+  try {
+    const d = createDecipheriv('aes-256-gcm', kekMaterial(kek), w.subarray(5, 17), { authTagLength: 16 });
+    d.setAAD(Buffer.from(keyLink, 'utf8'));
+    d.setAuthTag(w.subarray(w.length - 16));
+    return new Uint8Array(Buffer.concat([d.update(w.subarray(17, w.length - 16)), d.final()]));
+  } catch {
+    throw fail();
+  }
 }
 
 // Minimal view of better-sqlite3 used here (it is an optional peer dependency).
@@ -92,26 +163,41 @@ const hmacOf = (secret: Uint8Array) => (group: string, value: string) =>
  * IMMEDIATE` transaction; key-field and subject values only as
  * HMAC-SHA-256(store secret, `group ‖ 0x00 ‖ value`).
  *
- * Key material is stored raw (protect the file like the keys themselves).
- * Stores wrapped with a KEK (`keylink run --kek`) are refused with code
- * `KEK_REQUIRED`: the JS SDK does not implement KEK wrapping.
+ * Without a KEK, key material is stored raw (protect the file like the keys
+ * themselves). With a KEK ({@link SqliteKeyStoreOptions.kek}, the CLI's
+ * `--kek`), it is wrapped with AES-256-GCM under the KEK, bound to the key
+ * link, exactly as the CLI wraps it: a wrapped store created by the CLI opens
+ * here with the same KEK and the other way round.
  */
 export class SqliteKeyStore implements KeyStore {
   #db: Database;
   #hmac: (group: string, value: string) => Buffer;
+  #kek: Kek | null;
 
-  private constructor(db: Database, secret: Uint8Array) {
+  private constructor(db: Database, secret: Uint8Array, kek: Kek | null) {
     this.#db = db;
     this.#hmac = hmacOf(secret);
+    this.#kek = kek;
+  }
+
+  /**
+   * The KEK the store wraps key material with, or `null` for a store that
+   * keeps it raw. Jobs on this store write their keys output as Tink
+   * encrypted keysets under it (see {@link KeyStore.kek}).
+   */
+  get kek(): Kek | null {
+    return this.#kek;
   }
 
   /**
    * Opens (or creates) the store at `path`.
    * @param path - the database file (shared with the CLI's `--key-store sqlite:PATH`)
-   * @param options - an external HMAC secret
-   * @throws {@link KeyStoreError} `KEK_REQUIRED`, `SECRET_MISMATCH`, `SECRET_REQUIRED`, `UNSUPPORTED_SCHEMA`, `KEY_STORE`
+   * @param options - an external HMAC secret; the key-encryption key
+   * @throws {@link KeyStoreError} `KEK_REQUIRED`, `KEK_MISMATCH`, `KEK_NOT_EXPECTED`, `INVALID_KEK`, `SECRET`,
+   *   `SECRET_MISMATCH`, `SECRET_REQUIRED`, `UNSUPPORTED_SCHEMA`, `KEY_STORE`
    */
   static open(path: string, options: SqliteKeyStoreOptions = {}): SqliteKeyStore {
+    const kek = kekOf(options.kek);
     let Sqlite: new (p: string) => Database;
     try {
       Sqlite = createRequire(import.meta.url)('better-sqlite3');
@@ -140,14 +226,15 @@ export class SqliteKeyStore implements KeyStore {
             if (!external) ins.run('hmac_secret', fresh);
             ins.run('schema_version', String(SQLITE_SCHEMA_VERSION));
             ins.run('hmac_secret_check', check(external ?? fresh));
-            ins.run('kek_key_id', '');
-            ins.run('kek_fingerprint', '');
+            ins.run('kek_key_id', kek ? String(kek.keyId) : '');
+            ins.run('kek_fingerprint', kek ? kekFingerprint(kek) : '');
           }
           return {
             version: String(getMeta('schema_version') ?? ''),
             secret: getMeta('hmac_secret') as Buffer | undefined,
             check: String(getMeta('hmac_secret_check') ?? ''),
             kek: String(getMeta('kek_key_id') ?? ''),
+            kekFingerprint: String(getMeta('kek_fingerprint') ?? ''),
           };
         }).immediate(),
       );
@@ -158,10 +245,21 @@ export class SqliteKeyStore implements KeyStore {
       if (!secret) throw new KeyStoreError('SECRET_REQUIRED', 'this key store keeps its HMAC secret outside the file: pass `secret`');
       if (secret.length !== 32) throw new KeyStoreError('KEY_STORE', 'meta.hmac_secret is not 32 bytes');
       if (check(secret) !== meta.check) throw new KeyStoreError('SECRET_MISMATCH', 'the HMAC secret does not match this key store');
-      if (meta.kek !== '') {
-        throw new KeyStoreError('KEK_REQUIRED', `this key store wraps key material with a KEK (key id ${meta.kek}); the JS SDK does not support KEKs`);
+      if (meta.kek === '') {
+        if (kek) {
+          throw new KeyStoreError('KEK_NOT_EXPECTED', 'this key store was created without a key-encryption key (its key material is stored unwrapped); open it without a KEK');
+        }
+      } else {
+        const stored = /^\+?\d+$/.test(meta.kek) ? Number(meta.kek) : NaN;
+        if (!(stored <= 0xffffffff)) throw new KeyStoreError('KEY_STORE', 'corrupt key store: meta.kek_key_id is not a key id');
+        if (!kek) {
+          throw new KeyStoreError('KEK_REQUIRED', `the key store's key material is wrapped with a key-encryption key (KEK key id ${stored}); give that KEK to open it`);
+        }
+        if (kek.keyId !== stored || kekFingerprint(kek) !== meta.kekFingerprint) {
+          throw new KeyStoreError('KEK_MISMATCH', `the given key-encryption key (key id ${kek.keyId}) is not the one this key store was created with (key id ${stored})`);
+        }
       }
-      return new SqliteKeyStore(db, secret);
+      return new SqliteKeyStore(db, secret, kek);
     } catch (e) {
       db.close();
       throw e instanceof KeyStoreError ? e : new KeyStoreError('KEY_STORE', `cannot open key store: ${(e as Error).message}`, e);
@@ -177,9 +275,18 @@ export class SqliteKeyStore implements KeyStore {
       }
       return { kh: this.#hmac(group, r.keyValue), sh: r.subject === null ? null : this.#hmac(group, r.subject) };
     });
+    // Wrapping happens before the lock is taken, as the CLI does; one call
+    // to the OS for every nonce of the batch.
+    const kek = this.#kek;
+    const nonces = kek ? randomBytes(12 * requests.length) : null;
+    const materials = requests.map((r, i) =>
+      kek ? wrap(kek, r.proposal.material, r.proposal.keyLink, nonces!.subarray(12 * i, 12 * i + 12)) : Buffer.from(r.proposal.material),
+    );
+    const wrapped = kek ? 1 : 0;
     const db = this.#db;
     const now = BigInt(Date.now());
-    let rows: (StoredKey | null)[];
+    type Row = { key_link: string; key_id: number | bigint; cipher: string; material: Buffer; wrapped: number | bigint; uses: number | bigint };
+    let rows: (Row | null)[];
     try {
       rows = retryBusy(() =>
         db.transaction(() => {
@@ -194,11 +301,11 @@ export class SqliteKeyStore implements KeyStore {
             const k = r.proposal;
             const { kh, sh } = prepared[i];
             const w = BigInt(r.window);
-            const inserted = insert.run(group, kh, w, BigInt(r.windowStartMs), k.keyLink, BigInt(k.keyId), cipher, Buffer.from(k.material), sh, now).changes;
+            const inserted = insert.run(group, kh, w, BigInt(r.windowStartMs), k.keyLink, BigInt(k.keyId), cipher, materials[i], wrapped, sh, now).changes;
             if (inserted === 1) return null;
-            const row = select.get(group, kh, w);
-            if (row.wrapped) throw new KeyStoreError('KEK_REQUIRED', `key ${row.key_link} is wrapped with a KEK`);
-            return { keyLink: row.key_link, keyId: Number(row.key_id), cipher: row.cipher, material: new Uint8Array(row.material), usesBefore: Number(row.uses) };
+            // Another job (or an earlier request of this batch) got there
+            // first: its key, decoded (unwrapped) after the lock.
+            return select.get(group, kh, w) as Row;
           });
         }).immediate(),
       );
@@ -211,10 +318,21 @@ export class SqliteKeyStore implements KeyStore {
     }
     return rows.map((row, i) => {
       if (row === null) return { ...requests[i].proposal, usesBefore: 0 };
-      if (row.cipher !== cipher || row.material.length !== KEY_LEN[cipher]) {
-        throw new KeyStoreError('KEY_STORE', `key ${row.keyLink}: stored key is malformed`);
+      const keyLink = row.key_link;
+      let material: Uint8Array;
+      if (Number(row.wrapped)) {
+        // `open` refuses a wrapped store without a KEK; a wrapped row in a
+        // raw store was written by something else.
+        if (!kek) throw new KeyStoreError('KEY_STORE', `corrupt key store: key ${keyLink}: wrapped key material in a store opened without a KEK`);
+        material = unwrap(kek, row.material, keyLink);
+      } else {
+        material = new Uint8Array(row.material);
       }
-      return row;
+      const keyId = Number(row.key_id);
+      if (row.cipher !== cipher || material.length !== KEY_LEN[cipher] || !(keyId > 0 && keyId <= 0xffffffff)) {
+        throw new KeyStoreError('KEY_STORE', `key ${keyLink}: stored key is malformed`);
+      }
+      return { keyLink, keyId, cipher, material, usesBefore: Number(row.uses) };
     });
   }
 

@@ -9,10 +9,16 @@
 //! job.push(bigChunk)                                     // batch: push MBs, not rows
 //! const reqs = job.keyRequests()                         // plain objects
 //! if (reqs.length) job.provideKeys(await store.getOrCreate(group, cipher, reqs))
-//! const out = job.drain()                                // { encrypted, keys, derived[] }
+//! const out = job.drain()                                // { encrypted, keys, derived[], keyUses }
 //! ...
 //! const { outputs, summary } = job.finish()
 //! ```
+//!
+//! With a bounded key cache (`job.omitKeysOutput(); job.setKeyCacheLimit(n)`,
+//! as the CLI's host does), the JS side writes the keys output itself with
+//! `job.keysHeader()` and `job.keysRows(keys, windows)` (the core's writers:
+//! the same bytes), de-duplicates keys, and merges the use counts of evicted
+//! keys (`keyUses` of each drain) as `Job::set_key_cache_limit` describes.
 //!
 //! Errors are thrown as JS `Error`s carrying `code` (the core's
 //! [`Error::code`]), `startError`, and where they apply `problems` (`{path,
@@ -25,7 +31,10 @@ use keylink_core::config::{
     AssociatedData, CipherKind, ConnectorConfig, ConsentLevelType, ErrorPolicy, JobConfig,
     Location, SecretRef,
 };
-use keylink_core::job::{Job as CoreJob, Outputs as CoreOutputs, Summary as CoreSummary};
+use keylink_core::job::{
+    write_keys_header, write_keys_row, Job as CoreJob, Outputs as CoreOutputs,
+    Summary as CoreSummary,
+};
 use keylink_core::keys::{KeyRequest as CoreRequest, StoredKey as CoreKey};
 use keylink_core::tink::{KeyMaterial, TinkKey};
 use keylink_core::{Error, ErrorKind};
@@ -50,6 +59,8 @@ pub fn describe_job(config_json: &str, contracts: JsValue) -> Result<JsValue, Js
 pub struct Job {
     inner: CoreJob,
     out: CoreOutputs,
+    /// For the keys output written on the JS side (`keysHeader`, `keysRows`).
+    config: JobConfig,
 }
 
 #[wasm_bindgen]
@@ -86,7 +97,47 @@ impl Job {
         Ok(Job {
             inner,
             out: CoreOutputs::default(),
+            config,
         })
+    }
+
+    /// Leaves the job's keys output empty: the caller writes it with
+    /// `keysHeader` and `keysRows`. Call it before the first `drain`.
+    #[wasm_bindgen(js_name = omitKeysOutput)]
+    pub fn omit_keys_output(&mut self) {
+        self.inner.omit_keys_output();
+    }
+
+    /// Bounds the key cache (only with `omitKeysOutput`): after a drain that
+    /// leaves more than `limit` keys cached, the job forgets them all and
+    /// reports their use counts in that drain's `keyUses`. The caller must
+    /// de-duplicate keys for the keys output and add this job's earlier uses
+    /// of a key to its `usesBefore` when it provides the key again.
+    #[wasm_bindgen(js_name = setKeyCacheLimit)]
+    pub fn set_key_cache_limit(&mut self, limit: u32) {
+        self.inner.set_key_cache_limit(limit as usize);
+    }
+
+    /// The header of the keys output, as the core writes it.
+    #[wasm_bindgen(js_name = keysHeader)]
+    pub fn keys_header(&self) -> Uint8Array {
+        let mut out = Vec::new();
+        write_keys_header(&self.config, &mut out);
+        Uint8Array::from(&out[..])
+    }
+
+    /// Rows of the keys output, as the core writes them: one per key
+    /// (objects shaped like a proposal), with the window of the same index.
+    #[wasm_bindgen(js_name = keysRows)]
+    pub fn keys_rows(&self, keys: Array, windows: Vec<f64>) -> Result<Uint8Array, JsValue> {
+        if keys.length() as usize != windows.len() {
+            return Err(js_error(Error::state("keysRows needs one window per key")));
+        }
+        let mut out = Vec::new();
+        for (k, w) in keys.iter().zip(windows) {
+            write_keys_row(&self.config, &core_key(&k)?, w as i64, &mut out);
+        }
+        Ok(Uint8Array::from(&out[..]))
     }
 
     /// Decodes the rows `chunk` completes. Push large chunks (every call
@@ -133,8 +184,9 @@ impl Job {
         self.inner.provide_keys(keys).map_err(js_error)
     }
 
-    /// Encrypts the pending rows: `{ encrypted, keys, derived: [] }`, bytes
-    /// to append to each output.
+    /// Encrypts the pending rows: `{ encrypted, keys, derived: [], keyUses }`:
+    /// bytes to append to each output, and `[keyLink, values encrypted]` of
+    /// the keys this drain evicted from the key cache (`setKeyCacheLimit`).
     pub fn drain(&mut self) -> Result<Object, JsValue> {
         self.inner.drain(&mut self.out).map_err(js_error)?;
         Ok(self.take_outputs())
@@ -163,6 +215,8 @@ impl Job {
             .map(|d| JsValue::from(Uint8Array::from(&d[..])))
             .collect();
         set(&o, "derived", &derived);
+        set(&o, "keyUses", &key_uses(&self.out.key_uses));
+        self.out.key_uses.clear();
         self.out.encrypted.clear();
         self.out.keys.clear();
         for d in &mut self.out.derived {
@@ -409,13 +463,14 @@ fn js_summary(s: &CoreSummary) -> Object {
     set(&o, "keysUsed", &(s.keys_used as f64).into());
     set(&o, "keysCreated", &(s.keys_created as f64).into());
     set(&o, "valuesEncrypted", &(s.values_encrypted as f64).into());
-    let uses: Array = s
-        .key_uses
-        .iter()
-        .map(|(link, n)| JsValue::from(Array::of2(&link.as_str().into(), &(*n as f64).into())))
-        .collect();
-    set(&o, "keyUses", &uses);
+    set(&o, "keyUses", &key_uses(&s.key_uses));
     o
+}
+
+fn key_uses(uses: &[(String, u64)]) -> Array {
+    uses.iter()
+        .map(|(link, n)| JsValue::from(Array::of2(&link.as_str().into(), &(*n as f64).into())))
+        .collect()
 }
 
 /// The core's error as a JS `Error` with a stable `code` and its positions.

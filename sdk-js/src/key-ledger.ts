@@ -1,0 +1,122 @@
+/**
+ * The one per-key record a job keeps on the JS side when its engine job runs
+ * with a bounded key cache: which keys the keys output already lists, and the
+ * values encrypted with each key so far (across key-cache evictions). As the
+ * CLI's host (`KeyUses`), a canonical UUID key link is kept as 128 bits in a
+ * typed-array hash table (about 24-48 bytes a key, no string per key); other
+ * links (custom stores may issue any) in a `Map`.
+ * @packageDocumentation
+ */
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** @internal Key links seen by a job, with their use counts. */
+export class KeyLedger {
+  /** Open addressing: 4 words of id per slot; `used[i]` = 1 when taken. */
+  #ids = new Uint32Array(4 * 1024);
+  #uses = new Float64Array(1024);
+  #used = new Uint8Array(1024);
+  #count = 0;
+  #other = new Map<string, number>();
+  #w = new Uint32Array(4);
+
+  /** Keys recorded. */
+  get size(): number {
+    return this.#count + this.#other.size;
+  }
+
+  /** Parses a canonical UUID into `#w`; false for any other link. */
+  #parse(link: string): boolean {
+    if (link.length !== 36 || !UUID.test(link)) return false;
+    const h = link.replace(/-/g, '');
+    for (let i = 0; i < 4; i++) this.#w[i] = parseInt(h.slice(8 * i, 8 * i + 8), 16);
+    return true;
+  }
+
+  /** The slot of the id in `#w`, or of the free slot where it belongs. */
+  #slot(): number {
+    const w = this.#w;
+    const mask = this.#used.length - 1;
+    let h = Math.imul(w[0] ^ Math.imul(w[1], 0x9e3779b1) ^ Math.imul(w[2], 0x85ebca6b) ^ w[3], 0xc2b2ae35);
+    h = (h ^ (h >>> 15)) & mask;
+    for (;;) {
+      if (!this.#used[h]) return h;
+      const b = 4 * h;
+      if (this.#ids[b] === w[0] && this.#ids[b + 1] === w[1] && this.#ids[b + 2] === w[2] && this.#ids[b + 3] === w[3]) return h;
+      h = (h + 1) & mask;
+    }
+  }
+
+  #grow(): void {
+    const { length } = this.#used;
+    const ids = this.#ids, uses = this.#uses, used = this.#used;
+    this.#ids = new Uint32Array(8 * length);
+    this.#uses = new Float64Array(2 * length);
+    this.#used = new Uint8Array(2 * length);
+    for (let i = 0; i < length; i++) {
+      if (!used[i]) continue;
+      this.#w.set(ids.subarray(4 * i, 4 * i + 4));
+      const s = this.#slot();
+      this.#ids.set(this.#w, 4 * s);
+      this.#uses[s] = uses[i];
+      this.#used[s] = 1;
+    }
+  }
+
+  /** Records `link` with `n` more uses; true if it was not recorded before. */
+  add(link: string, n = 0): boolean {
+    if (!this.#parse(link)) {
+      const had = this.#other.get(link);
+      this.#other.set(link, (had ?? 0) + n);
+      return had === undefined;
+    }
+    let s = this.#slot();
+    if (this.#used[s]) {
+      this.#uses[s] += n;
+      return false;
+    }
+    if (2 * (this.#count + 1) > this.#used.length) {
+      const w = this.#w.slice(); // #grow reuses #w
+      this.#grow();
+      this.#w.set(w);
+      s = this.#slot();
+    }
+    this.#ids.set(this.#w, 4 * s);
+    this.#uses[s] = n;
+    this.#used[s] = 1;
+    this.#count++;
+    return true;
+  }
+
+  /** Uses recorded for `link` (0 if none). */
+  uses(link: string): number {
+    if (!this.#parse(link)) return this.#other.get(link) ?? 0;
+    const s = this.#slot();
+    return this.#used[s] ? this.#uses[s] : 0;
+  }
+
+  /** `[keyLink, uses]` of every key with uses, in slices of at most `size`. */
+  *slices(size: number): Generator<[string, number][]> {
+    let batch: [string, number][] = [];
+    const hex = (x: number) => x.toString(16).padStart(8, '0');
+    for (let i = 0; i < this.#used.length; i++) {
+      if (!this.#used[i] || this.#uses[i] === 0) continue;
+      const b = 4 * i;
+      const h = hex(this.#ids[b]) + hex(this.#ids[b + 1]) + hex(this.#ids[b + 2]) + hex(this.#ids[b + 3]);
+      batch.push([`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`, this.#uses[i]]);
+      if (batch.length === size) {
+        yield batch;
+        batch = [];
+      }
+    }
+    for (const [link, n] of this.#other) {
+      if (n === 0) continue;
+      batch.push([link, n]);
+      if (batch.length === size) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length) yield batch;
+  }
+}
