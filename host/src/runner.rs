@@ -25,7 +25,9 @@ use keylink_core::cipher::CellCipher;
 use keylink_core::job::{
     write_data_headers, write_keys_header, write_keys_row, write_keys_row_encrypted, Outputs, Summary, MAX_LISTED_SKIPS,
 };
+use keylink_core::config::CipherKind;
 use keylink_core::keys::{KeyRequest, StoredKey};
+use keylink_core::tink::{KeyMaterial, TinkKey};
 use keylink_core::rng::JobRng;
 
 use crate::connector::{self, AtomicFile, ConnectorError};
@@ -36,16 +38,18 @@ use crate::keystore::KeyStore;
 use crate::lifecycle::{Event, Lifecycle};
 use crate::split::{first_record_end, Splitter};
 
-/// Keys a job keeps in memory by default, shared out among its workers'
-/// engine jobs: ~300 bytes each, so about 20 MB however many workers run.
-/// A key forgotten and needed again costs a key-store round trip (the same
-/// key comes back). The benchmark clickstream has no locality (rows pick
-/// their session at random from the whole file), so there every cache
-/// smaller than all its keys is re-asked often: 1M rows, 185,000 keys, one
-/// worker: 900,000 requests with this default, 335,000 with a cache of
-/// 1,000,000 keys (8.9 s against 5.5 s, but 156 MB and growing with the
-/// number of keys).
-pub const DEFAULT_KEY_CACHE: u32 = 65_536;
+/// Keys a job's engines keep in memory by default, shared out among its
+/// workers' engine jobs (~300 bytes each: about 5 MB). A key an engine
+/// forgot and needs again is answered by the job's compact cache of keys
+/// already given ([`Answered`], ~90 bytes a key) and only past that by the
+/// store. The benchmark clickstream has no locality (rows pick their
+/// session at random from the whole file): 1M rows, 185,000 keys, one
+/// worker, before that cache existed, the engines asked the store 900,000
+/// times with 65,536 keys here, 335,000 times with 1,000,000.
+pub const DEFAULT_KEY_CACHE: u32 = 16_384;
+
+/// Keys a job remembers in [`Answered`] (~90 bytes each, ~24 MB at most).
+const ANSWERED_KEYS: usize = 262_144;
 
 /// Target chunk size handed to a worker. Every chunk in flight holds its
 /// input and about three times as much output; with key requests committed
@@ -356,6 +360,8 @@ fn process(
     // key-store thread: the job fails, whatever else happens.
     let commit_err: Mutex<Option<String>> = Mutex::new(None);
     let commit_err = &commit_err;
+    let answered = Answered::new(ANSWERED_KEYS);
+    let answered = &answered;
     // Chunks read but not yet written: a few per engine job, so memory
     // stays bounded when writing (or a heartbeat) is slower than the workers.
     let permits = Permits::new(workers * (LANES + 2));
@@ -376,7 +382,7 @@ fn process(
             let cancel = cancel.clone();
             let group = &group;
             scope.spawn(move || {
-                worker(opts, &init, lane_keys, header, header_out, header_lines, group, config, rx, &res_tx, &cancel, uses, commit_err);
+                worker(opts, &init, lane_keys, header, header_out, header_lines, group, config, rx, &res_tx, &cancel, uses, commit_err, answered);
             });
         }
         drop(res_tx);
@@ -557,6 +563,101 @@ fn link_id_of(link: &str) -> (u128, bool) {
             let d = sha2::Sha256::digest(link.as_bytes());
             (u128::from_be_bytes(d[..16].try_into().expect("16 bytes")), false)
         }
+    }
+}
+
+/// Keys this job's engine jobs have been given, shared by all of them. A
+/// request for a key another engine job got (each worker runs two), or that
+/// an engine's bounded cache forgot, is answered here without a key-store
+/// round trip: the store would answer with the same key (one per group,
+/// value and window), at the cost of a failed insert and a select.
+///
+/// Compact: a keyed 128-bit hash of (value, window) to the key link's id,
+/// the Tink key id and the 32 bytes of an AES-256-GCM key (~90 bytes a key
+/// in all). Other keys (AES-SIV, non-UUID links) are not kept. Past `limit`
+/// keys it forgets them all. Material is zeroed when forgotten.
+struct Answered {
+    hashers: (std::hash::RandomState, std::hash::RandomState),
+    known: Mutex<HashMap<u128, Known>>,
+    limit: usize,
+}
+
+struct Known {
+    link: u128,
+    key_id: u32,
+    material: [u8; 32],
+    uses_before: u64,
+}
+
+impl Answered {
+    fn new(limit: usize) -> Answered {
+        Answered {
+            hashers: (std::hash::RandomState::new(), std::hash::RandomState::new()),
+            known: Mutex::new(HashMap::new()),
+            limit: limit.max(1),
+        }
+    }
+
+    fn id(&self, value: &str, window: i64) -> u128 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let one = |s: &std::hash::RandomState| {
+            let mut h = s.build_hasher();
+            value.hash(&mut h);
+            window.hash(&mut h);
+            h.finish()
+        };
+        (u128::from(one(&self.hashers.0)) << 64) | u128::from(one(&self.hashers.1))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The known keys of `ids`, in order.
+    fn get(&self, ids: &[u128]) -> Vec<Option<StoredKey>> {
+        let known = self.lock();
+        ids.iter()
+            .map(|id| {
+                known.get(id).map(|k| StoredKey {
+                    key_link: uuid::Uuid::from_u128(k.link).hyphenated().to_string(),
+                    key: TinkKey {
+                        key_id: k.key_id,
+                        cipher: CipherKind::Aes256Gcm,
+                        material: KeyMaterial::new(k.material.to_vec()),
+                    },
+                    uses_before: k.uses_before,
+                })
+            })
+            .collect()
+    }
+
+    /// Remembers the store's answers.
+    fn put(&self, ids: &[u128], keys: &[StoredKey]) {
+        let mut known = self.lock();
+        for (id, k) in ids.iter().zip(keys) {
+            let (link, canonical) = link_id_of(&k.key_link);
+            let Ok(material) = <[u8; 32]>::try_from(k.key.material.as_bytes()) else { continue };
+            if !canonical || k.key.cipher != CipherKind::Aes256Gcm {
+                continue;
+            }
+            if known.len() >= self.limit && !known.contains_key(id) {
+                forget(&mut known);
+            }
+            known.insert(*id, Known { link, key_id: k.key.key_id, material, uses_before: k.uses_before });
+        }
+    }
+}
+
+fn forget(known: &mut HashMap<u128, Known>) {
+    for k in known.values_mut() {
+        zeroize::Zeroize::zeroize(&mut k.material);
+    }
+    known.clear();
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        forget(&mut self.lock());
     }
 }
 
@@ -780,6 +881,7 @@ fn worker(
     cancel: &AtomicBool,
     uses: &Mutex<KeyUses>,
     commit_err: &Mutex<Option<String>>,
+    answered: &Answered,
 ) {
     let fail = |index: u64, message: String| {
         let _ = res.send(WorkerMsg::Failed { index, message });
@@ -812,8 +914,33 @@ fn worker(
             }
         }
     };
+    // Answers what the job already knows, asks the store for the rest.
     let fetch = |reqs: &[KeyRequest]| -> Result<Vec<StoredKey>, String> {
-        opts.key_store.get_or_create_batched(group, config.encryption.cipher, reqs).map_err(|e| format!("key store: {e}"))
+        let ask = |reqs: &[KeyRequest]| {
+            opts.key_store.get_or_create_batched(group, config.encryption.cipher, reqs).map_err(|e| format!("key store: {e}"))
+        };
+        let ids: Vec<u128> = reqs.iter().map(|r| answered.id(&r.key_value, r.window)).collect();
+        let mut keys = answered.get(&ids);
+        let missing: Vec<usize> = (0..reqs.len()).filter(|&i| keys[i].is_none()).collect();
+        if missing.len() == reqs.len() {
+            let got = ask(reqs)?;
+            answered.put(&ids, &got);
+            return Ok(got);
+        }
+        if !missing.is_empty() {
+            let asked: Vec<KeyRequest> = missing.iter().map(|&i| reqs[i].clone()).collect();
+            let got = ask(&asked)?;
+            let missing_ids: Vec<u128> = missing.iter().map(|&i| ids[i]).collect();
+            answered.put(&missing_ids, &got);
+            for (&i, k) in missing.iter().zip(got) {
+                keys[i] = Some(k);
+            }
+        }
+        let keys: Vec<StoredKey> = keys.into_iter().flatten().collect();
+        if keys.len() != reqs.len() {
+            return Err("internal: the key store answered fewer keys than asked".into());
+        }
+        Ok(keys)
     };
     // Commits the store's open batch; a failure fails the job (at its end).
     let flush = || {
