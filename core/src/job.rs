@@ -26,6 +26,7 @@ use core::fmt::Write as _;
 
 use hashbrown::{Equivalent, HashMap};
 
+use crate::answers::Answers;
 use crate::cipher::CellCipher;
 use crate::config::{AssociatedData, CipherKind, ErrorPolicy, HashType, JobConfig, LineEnd, QuoteStyle, SecretRef};
 use crate::consent::{self, ConsentLevels};
@@ -133,6 +134,8 @@ struct KeySlot {
     /// None until the store answered.
     key: Option<StoredKey>,
     uses: u64,
+    /// Its entry id in the job's answer table, when there is one.
+    answer: Option<u128>,
 }
 
 /// Column roles, resolved from the header.
@@ -214,6 +217,9 @@ struct State {
     key_cache_limit: usize,
     /// Keys provided to this job, counting a key again after an eviction.
     keys_provided: u64,
+    /// Keys given earlier, kept compactly (only with `write_keys` off).
+    answers: Option<Answers>,
+    seed: [u8; 32],
 }
 
 /// A running batch job. See the module docs for the calling protocol.
@@ -306,6 +312,8 @@ impl Job {
             write_keys: true,
             key_cache_limit: usize::MAX,
             keys_provided: 0,
+            answers: None,
+            seed,
         };
         state.reset_consent_tables();
         Ok(Job {
@@ -340,6 +348,28 @@ impl Job {
     /// `uses_before` when it provides the key again (the 2^31 cap).
     pub fn set_key_cache_limit(&mut self, limit: usize) {
         self.state.key_cache_limit = limit.max(1);
+    }
+
+    /// Keeps up to `limit` keys the job was given in a compact table
+    /// (about 100 bytes a key) behind the key cache: a key the cache forgot
+    /// is then taken from the table instead of being requested again, so
+    /// the host sees each key about once however small the key cache is.
+    /// The table forgets a quarter of its keys at a time when it is full
+    /// (their uses go to [`Outputs::key_uses`], as the cache's do); the
+    /// summary's `key_uses` lists the uses it still holds. It keeps only
+    /// AES-256-GCM keys whose key link is a canonical UUID; others are
+    /// requested again as without it. `0` turns it off (the default).
+    ///
+    /// Takes effect only with [`Job::omit_keys_output`], like
+    /// [`Job::set_key_cache_limit`]: a key the table answers is not
+    /// provided again, so the host lists it once, when it provided it.
+    pub fn set_answer_cache_limit(&mut self, limit: usize) {
+        let s = &mut self.state;
+        match (limit, s.answers.as_mut()) {
+            (0, _) => s.answers = None,
+            (n, Some(a)) => a.set_limit(n),
+            (n, None) => s.answers = Some(Answers::new(s.seed, n)),
+        }
     }
 
     /// Lowers the per-key encryption cap, so tests can prove it trips.
@@ -437,14 +467,7 @@ impl Job {
             keys_used: s.keys_provided,
             keys_created: s.keys_created,
             values_encrypted: s.values_encrypted,
-            key_uses: s
-                .used_slots
-                .iter()
-                .map(|&i| {
-                    let slot = &s.slots[i as usize];
-                    (slot.key.as_ref().map(|k| k.key_link.clone()).unwrap_or_default(), slot.uses)
-                })
-                .collect(),
+            key_uses: s.final_key_uses(),
         })
     }
 
@@ -501,6 +524,9 @@ impl Job {
         if !state.write_keys && state.slots.len() > state.key_cache_limit {
             state.evict_keys(out);
         }
+        if let Some(a) = state.answers.as_mut().filter(|a| a.len() > a.limit()) {
+            a.trim(&mut out.key_uses);
+        }
         // Reuse the buffers' capacity for the next batch.
         let mut pending = pending;
         pending.text.clear();
@@ -544,12 +570,19 @@ impl CipherCache {
 
 impl State {
     /// Forgets every cached key (no row is pending and no request is open:
-    /// called at the end of a drain), reporting their use counts.
+    /// called at the end of a drain), reporting their use counts (to the
+    /// answer table where it holds the key).
     fn evict_keys(&mut self, out: &mut Outputs) {
         for &i in &self.used_slots {
             let slot = &self.slots[i as usize];
             if let Some(k) = &slot.key {
-                out.key_uses.push((k.key_link.clone(), slot.uses));
+                let kept = match (slot.answer, self.answers.as_mut()) {
+                    (Some(id), Some(a)) => a.add_uses(id, slot.uses),
+                    _ => false,
+                };
+                if !kept {
+                    out.key_uses.push((k.key_link.clone(), slot.uses));
+                }
             }
         }
         self.used_slots.clear();
@@ -558,6 +591,26 @@ impl State {
         self.key_index.shrink_to(self.key_cache_limit.min(1 << 16));
         // Entries are keyed by slot number, and numbers start again at 0.
         self.ciphers = CipherCache::default();
+    }
+
+    /// Every use not yet reported: the cached keys' (in the order they were
+    /// provided), then the answer table's.
+    fn final_key_uses(&self) -> Vec<(String, u64)> {
+        let mut held: hashbrown::HashMap<u128, u64> = hashbrown::HashMap::new();
+        let mut list = Vec::new();
+        for &i in &self.used_slots {
+            let slot = &self.slots[i as usize];
+            let Some(k) = &slot.key else { continue };
+            match (slot.answer, self.answers.as_ref()) {
+                // Merged with the table's entry: one pair per key.
+                (Some(id), Some(a)) if a.contains(id) => *held.entry(id).or_insert(0) += slot.uses,
+                _ => list.push((k.key_link.clone(), slot.uses)),
+            }
+        }
+        if let Some(a) = &self.answers {
+            a.report(&held, &mut list);
+        }
+        list
     }
 
     fn reset_consent_tables(&mut self) {
@@ -704,7 +757,16 @@ impl State {
             return slot;
         }
         let slot = self.slots.len() as u32;
-        self.slots.push(KeySlot { key: None, uses: 0 });
+        let answer = if self.write_keys { None } else { self.answers.as_ref().map(|a| a.id(value, window.0)) };
+        if let Some(key) = answer.and_then(|id| self.answers.as_ref()?.get(id)) {
+            // Given earlier and forgotten by the cache: no request.
+            self.slots.push(KeySlot { key: Some(key), uses: 0, answer });
+            self.key_index.insert(KeyId { value: value.into(), window: window.0 }, slot);
+            self.used_slots.push(slot);
+            self.keys_provided += 1;
+            return slot;
+        }
+        self.slots.push(KeySlot { key: None, uses: 0, answer });
         self.key_index.insert(KeyId { value: value.into(), window: window.0 }, slot);
         let proposal = self.propose_key();
         self.requests.push(KeyRequest {
@@ -766,7 +828,11 @@ impl State {
             }
             self.used_slots.push(slot);
             self.keys_provided += 1;
-            self.slots[slot as usize].key = Some(key);
+            let s = &mut self.slots[slot as usize];
+            if let (Some(id), Some(a)) = (s.answer, self.answers.as_mut()) {
+                a.put(id, &key);
+            }
+            s.key = Some(key);
         }
         Ok(())
     }

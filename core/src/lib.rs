@@ -36,6 +36,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod answers;
 mod gcm;
 pub mod cipher;
 pub mod config;

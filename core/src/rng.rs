@@ -43,17 +43,22 @@ impl JobRng {
         self.fill(&mut b);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        let mut s = alloc::string::String::with_capacity(36);
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, byte) in b.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                s.push('-');
-            }
-            s.push(HEX[(byte >> 4) as usize] as char);
-            s.push(HEX[(byte & 15) as usize] as char);
-        }
-        s
+        uuid_text(&b)
     }
+}
+
+/// A UUID's 16 bytes in canonical text form (lowercase, hyphenated).
+pub fn uuid_text(b: &[u8; 16]) -> alloc::string::String {
+    let mut s = alloc::string::String::with_capacity(36);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(HEX[(byte >> 4) as usize] as char);
+        s.push(HEX[(byte & 15) as usize] as char);
+    }
+    s
 }
 
 #[cfg(test)]

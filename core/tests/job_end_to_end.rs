@@ -294,11 +294,16 @@ fn a_consent_plugin_is_refused_rather_than_ignored() {
 /// Drives a job as the host does with a bounded key cache: keys output
 /// omitted, evicted keys' uses collected from every drain.
 fn run_with_key_cache(cfg: &keylink_core::config::JobConfig, input: &[u8], limit: Option<usize>, store: &mut MemoryStore) -> (Outputs, keylink_core::job::Summary, usize) {
+    run_with_caches(cfg, input, limit, 0, store)
+}
+
+fn run_with_caches(cfg: &keylink_core::config::JobConfig, input: &[u8], limit: Option<usize>, answers: usize, store: &mut MemoryStore) -> (Outputs, keylink_core::job::Summary, usize) {
     let mut job = Job::new(cfg, [9; 32], &mut |_| Ok(b"s".to_vec())).unwrap();
     job.omit_keys_output();
     if let Some(l) = limit {
         job.set_key_cache_limit(l);
     }
+    job.set_answer_cache_limit(answers);
     let mut out = Outputs::default();
     let mut requests = 0;
     for piece in input.chunks(97) {
@@ -345,6 +350,79 @@ fn a_bounded_key_cache_gives_the_same_outputs_and_counts_every_use() {
     let expected: std::collections::HashMap<String, u64> = full_summary.key_uses.iter().cloned().collect();
     assert_eq!(uses, expected);
     assert_eq!(uses.values().sum::<u64>(), full_summary.values_encrypted);
+}
+
+/// Every (link, uses) pair of a run, summed per link.
+fn uses_by_link(out: &Outputs, summary: &keylink_core::job::Summary) -> std::collections::HashMap<String, u64> {
+    let mut uses: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for (link, n) in out.key_uses.iter().chain(&summary.key_uses) {
+        *uses.entry(link.clone()).or_default() += n;
+    }
+    uses
+}
+
+#[test]
+fn an_answer_cache_asks_for_each_key_once_and_counts_every_use() {
+    let cfg = config(&clickstream_job(""));
+    let mut input = String::from("session_id,timestamp,consent,email,customer_id,ip_address,page\n");
+    for i in 0..400 {
+        let s = (i * 7) % 40;
+        let day = 1 + (i / 200);
+        input.push_str(&format!("s{s},2026-03-0{day}T10:{:02}:00Z,analytics,u{s}@example.com,C{s},10.0.0.{s},/p{i}\n", i % 60));
+    }
+    let mut store = MemoryStore::default();
+    let (full, full_summary, _) = run_with_key_cache(&cfg, input.as_bytes(), None, &mut store);
+    let expected: std::collections::HashMap<String, u64> = full_summary.key_uses.iter().cloned().collect();
+    let (_, _, without) = run_with_caches(&cfg, input.as_bytes(), Some(3), 0, &mut store);
+    // Large enough for every key: each (session, day) is requested once.
+    let (out, summary, requests) = run_with_caches(&cfg, input.as_bytes(), Some(3), 1000, &mut store);
+    assert_eq!(requests, 80);
+    assert_eq!(out.encrypted, full.encrypted);
+    assert_eq!(out.derived, full.derived);
+    assert_eq!(uses_by_link(&out, &summary), expected);
+    assert_eq!(summary.values_encrypted, full_summary.values_encrypted);
+    // Smaller than the keys: it forgets some, and those are asked again;
+    // outputs and counts stay the same.
+    let (out, summary, requests) = run_with_caches(&cfg, input.as_bytes(), Some(3), 60, &mut store);
+    assert!(requests > 80 && requests < without, "{requests} requests, {without} without the table");
+    assert_eq!(out.encrypted, full.encrypted);
+    assert_eq!(out.derived, full.derived);
+    assert_eq!(uses_by_link(&out, &summary), expected);
+}
+
+#[test]
+fn an_answer_cache_counts_earlier_uses_toward_the_cap() {
+    let cfg = config(&clickstream_job(""));
+    // Two sessions, alternating, one day: 3 PII values a row, 60 uses each.
+    let mut input = String::from("session_id,timestamp,consent,email,customer_id,ip_address,page\n");
+    for i in 0..40 {
+        let s = i % 2;
+        input.push_str(&format!("s{s},2026-03-01T10:{i:02}:00Z,analytics,u{s}@example.com,C{s},10.0.0.{s},/p{i}\n"));
+    }
+    let mut store = MemoryStore::default();
+    let mut job = Job::new(&cfg, [9; 32], &mut |_| Ok(b"s".to_vec())).unwrap();
+    job.omit_keys_output();
+    job.set_key_cache_limit(1);
+    job.set_answer_cache_limit(100);
+    job.set_encryption_cap(50);
+    let mut out = Outputs::default();
+    let mut err = None;
+    for (i, line) in input.lines().enumerate() {
+        job.push(format!("{line}\n").as_bytes()).unwrap();
+        if i > 2 {
+            // The cache forgets both keys every other row; the table answers.
+            assert!(job.key_requests().is_empty(), "row {i} asked again");
+        }
+        store.answer(&mut job).unwrap();
+        if let Err(e) = job.drain(&mut out) {
+            err = Some((i, e));
+            break;
+        }
+    }
+    let (row, e) = err.expect("the cap trips although the cache forgot the key every other row");
+    assert_eq!(e.code(), "KEY_USAGE_LIMIT", "{e}");
+    // The 17th row of a session brings its key past 50 uses.
+    assert!((33..=34).contains(&row), "tripped at row {row}");
 }
 
 #[test]
