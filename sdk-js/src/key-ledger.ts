@@ -16,6 +16,8 @@ export class KeyLedger {
   #ids = new Uint32Array(4 * 1024);
   #uses = new Float64Array(1024);
   #used = new Uint8Array(1024);
+  /** Per slot: the order in which its key was first recorded. */
+  #seq = new Uint32Array(1024);
   #count = 0;
   #other = new Map<string, number>();
   #w = new Uint32Array(4);
@@ -49,10 +51,11 @@ export class KeyLedger {
 
   #grow(): void {
     const { length } = this.#used;
-    const ids = this.#ids, uses = this.#uses, used = this.#used;
+    const ids = this.#ids, uses = this.#uses, used = this.#used, seq = this.#seq;
     this.#ids = new Uint32Array(8 * length);
     this.#uses = new Float64Array(2 * length);
     this.#used = new Uint8Array(2 * length);
+    this.#seq = new Uint32Array(2 * length);
     for (let i = 0; i < length; i++) {
       if (!used[i]) continue;
       this.#w.set(ids.subarray(4 * i, 4 * i + 4));
@@ -60,6 +63,7 @@ export class KeyLedger {
       this.#ids.set(this.#w, 4 * s);
       this.#uses[s] = uses[i];
       this.#used[s] = 1;
+      this.#seq[s] = seq[i];
     }
   }
 
@@ -84,6 +88,7 @@ export class KeyLedger {
     this.#ids.set(this.#w, 4 * s);
     this.#uses[s] = n;
     this.#used[s] = 1;
+    this.#seq[s] = this.#count;
     this.#count++;
     return true;
   }
@@ -95,12 +100,20 @@ export class KeyLedger {
     return this.#used[s] ? this.#uses[s] : 0;
   }
 
-  /** `[keyLink, uses]` of every key with uses, in slices of at most `size`. */
+  /**
+   * `[keyLink, uses]` of every key with uses, in slices of at most `size`,
+   * in the order keys were first recorded (for keys a job created, the order
+   * of their rows in a SQLite store, so updates walk the table in order).
+   */
   *slices(size: number): Generator<[string, number][]> {
     let batch: [string, number][] = [];
     const hex = (x: number) => x.toString(16).padStart(8, '0');
+    const slots: number[] = [];
     for (let i = 0; i < this.#used.length; i++) {
-      if (!this.#used[i] || this.#uses[i] === 0) continue;
+      if (this.#used[i] && this.#uses[i] !== 0) slots.push(i);
+    }
+    slots.sort((a, b) => this.#seq[a] - this.#seq[b]);
+    for (const i of slots) {
       const b = 4 * i;
       const h = hex(this.#ids[b]) + hex(this.#ids[b + 1]) + hex(this.#ids[b + 2]) + hex(this.#ids[b + 3]);
       batch.push([`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`, this.#uses[i]]);

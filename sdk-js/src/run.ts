@@ -185,8 +185,14 @@ export function describeJob(config: JobFileInput, contracts?: Record<string, str
 type EngineJob = InstanceType<ReturnType<typeof engineOrThrow>['Job']>;
 type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
 
-/** Keys an engine job keeps cached by default (the CLI's `--key-cache`). */
+/** Keys an engine job keeps cached by default. */
 export const DEFAULT_KEY_CACHE = 65_536;
+
+/**
+ * Keys an engine job remembers compactly by default (`answerCache`): below
+ * 229 376, so the table's hash index stays at 2^18 buckets (~23 MB).
+ */
+export const DEFAULT_ANSWER_CACHE = 200_000;
 
 /** Key links per `recordUses` call at the end of a job (as the CLI). */
 const RECORD_USES_BATCH = 65_536;
@@ -234,6 +240,10 @@ export async function runWith<S, O>(
   const keyCache = opts.keyCache ?? DEFAULT_KEY_CACHE;
   if (!Number.isInteger(keyCache) || keyCache < 1 || keyCache > 0xffff_ffff) {
     throw new KeylinkError('INVALID_CONFIG', `keyCache must be an integer from 1 to ${0xffff_ffff}`, { startError: true });
+  }
+  const answerCache = opts.answerCache ?? DEFAULT_ANSWER_CACHE;
+  if (!Number.isInteger(answerCache) || answerCache < 0 || answerCache > 0xffff_ffff) {
+    throw new KeylinkError('INVALID_CONFIG', `answerCache must be an integer from 0 to ${0xffff_ffff}`, { startError: true });
   }
   const states: StateEvent[] = [];
   const emit = (state: JobState, message: string, extra: { rows?: number; bytes?: number } = {}) => {
@@ -291,6 +301,7 @@ export async function runWith<S, O>(
         // it is used), so the engine can forget keys: memory stays bounded.
         job.omitKeysOutput();
         job.setKeyCacheLimit(keyCache);
+        job.setAnswerCacheLimit(answerCache);
       } catch (e) {
         throw fromEngine(e);
       }

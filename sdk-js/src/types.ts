@@ -201,15 +201,25 @@ export interface RunOptionsBase<S, O> extends RunOutputs<O> {
   /** Contract files by path, for `data_contract_file` (Node reads them itself). */
   contracts?: Record<string, string>;
   /**
-   * Most keys the engine keeps cached (default 65 536, as the CLI's
-   * `--key-cache`). After a batch that leaves more cached, the engine
-   * forgets them all, and asks the key store again for a key needed later
-   * (the store answers with the same key). This bounds the job's memory
-   * however many distinct (key-field value, window) pairs the input has;
-   * what remains per key is its use count (a few dozen bytes). Outputs do
-   * not depend on it; a smaller cache means more key-store round trips.
+   * Most keys the engine keeps cached, ready to encrypt with (default
+   * 65 536). After a batch that leaves more cached, the engine forgets them
+   * all; a key needed later comes from the answer cache (`answerCache`) or
+   * is asked of the key store again (the store answers with the same key).
+   * This bounds the job's memory however many distinct (key-field value,
+   * window) pairs the input has; what remains per key is its use count (a
+   * few dozen bytes). Outputs do not depend on it.
    */
   keyCache?: number;
+  /**
+   * Most keys the engine remembers compactly after its key cache forgot
+   * them (default 200 000, about 100 bytes a key: at most ~23 MB of the
+   * engine's memory). A key it holds is not asked of the key store again,
+   * which on data without locality (each key-field value spread over the
+   * whole file) saves most store round trips. When full it forgets a
+   * quarter of its keys. Only AES-256-GCM keys are kept. `0` turns it off.
+   * Outputs do not depend on it.
+   */
+  answerCache?: number;
   /** Heartbeat interval in ms (default 10000). */
   heartbeatMs?: number;
   /** Bytes pushed into the engine per call (default 4 MiB). */

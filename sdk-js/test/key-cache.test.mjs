@@ -123,8 +123,8 @@ for (const [name, input] of [['clickstream_dirty.csv', vector('clickstream_dirty
   });
 }
 
-test('keyCache: a key provided again carries this job\'s earlier uses in usesBefore', async () => {
-  // Watch what the SDK hands the engine (the engine checks the 2^31 cap against usesBefore).
+/** Runs a job, recording the usesBefore of every key the SDK provides to the engine. */
+async function watchProvided(input, opts) {
   const provided = new Map();
   const original = Job.prototype.provideKeys;
   Job.prototype.provideKeys = function (keys) {
@@ -135,27 +135,53 @@ test('keyCache: a key provided again carries this job\'s earlier uses in usesBef
     }
     return original.call(this, keys);
   };
-  let r;
-  const input = clickstream(2000, 50);
   try {
-    r = await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512, keyCache: 2 });
+    return { provided, r: await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512, keyCache: 2, ...opts }) };
   } finally {
     Job.prototype.provideKeys = original;
   }
-  const cells = cellsPerKey(r.encrypted, records(input));
-  let again = 0;
-  for (const [link, list] of provided) {
-    assert.equal(list[0], 0, 'a fresh memory store: no uses before the job');
-    for (let i = 1; i < list.length; i++) {
-      again++;
-      assert.ok(list[i] >= list[i - 1] && list[i] < (cells.get(link) ?? 0), `earlier uses of ${link}: ${list}`);
+}
+
+// answerCache 0 and 8: keys are forgotten by the engine and provided again by
+// the SDK, which must add this job's earlier uses (the engine checks the
+// 2^31 cap against usesBefore). With 8, some come from the engine's table.
+for (const answerCache of [0, 8]) {
+  test(`keyCache 2, answerCache ${answerCache}: a key provided again carries this job's earlier uses in usesBefore`, async () => {
+    const input = clickstream(2000, 50);
+    const { provided, r } = await watchProvided(input, { answerCache });
+    const cells = cellsPerKey(r.encrypted, records(input));
+    let again = 0;
+    for (const [link, list] of provided) {
+      assert.equal(list[0], 0, 'a fresh memory store: no uses before the job');
+      for (let i = 1; i < list.length; i++) {
+        again++;
+        assert.ok(list[i] >= list[i - 1] && list[i] < (cells.get(link) ?? 0), `earlier uses of ${link}: ${list}`);
+      }
+      if (list.length > 1) assert.ok(list.at(-1) > 0);
     }
-    if (list.length > 1) assert.ok(list.at(-1) > 0);
-  }
-  assert.ok(again > 100, 'keys were evicted and provided again');
-  const links = records(r.keys).map((k) => k.keyLink);
-  assert.equal(new Set(links).size, links.length);
-  assert.equal(links.length, provided.size);
+    assert.ok(again > 100, 'keys were evicted and provided again');
+    const links = records(r.keys).map((k) => k.keyLink);
+    assert.equal(new Set(links).size, links.length);
+    assert.equal(links.length, provided.size);
+    assert.deepEqual(sorted(new Map(r.result.summary.keyUses)), sorted(cells));
+  });
+}
+
+test('keyCache 2 with the default answerCache: each key provided once, same outputs and counts', async () => {
+  const input = clickstream(2000, 50);
+  const { provided, r } = await watchProvided(input, {});
+  for (const [link, list] of provided) assert.deepEqual(list, [0], `${link} was provided again`);
+  const ref = await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512 });
+  assert.equal(r.encrypted, ref.encrypted);
+  assert.equal(r.keys, ref.keys);
+  assert.deepEqual(r.derived, ref.derived);
+  assert.deepEqual(sorted(new Map(r.result.summary.keyUses)), sorted(cellsPerKey(r.encrypted, records(input))));
+  assert.equal(r.result.summary.keysUsed, provided.size);
+});
+
+test('answerCache must be a non-negative integer', async () => {
+  await assert.rejects(runBatchJob(clickstreamJob(), { source: clickstream(10, 2), answerCache: -1, secrets }), (e) => e.code === 'INVALID_CONFIG' && /answerCache/.test(e.message));
+  await assert.rejects(runBatchJob(clickstreamJob(), { source: clickstream(10, 2), answerCache: 1.5, secrets }), (e) => e.code === 'INVALID_CONFIG' && /answerCache/.test(e.message));
 });
 
 test('keyCache must be a positive integer', async () => {
@@ -196,5 +222,8 @@ test('the key ledger keeps every key across growth (UUIDs and other links), uses
   const all = [...l.slices(777)];
   assert.ok(all.every((b) => b.length <= 777));
   assert.deepEqual(new Map(all.flat()), new Map(links.map((link, i) => [link, (i % 3) + 1])));
+  // In the order keys were first recorded (UUIDs, then other links), whatever the hash slots.
+  const uuids = links.filter((k) => !k.startsWith('custom-'));
+  assert.deepEqual(all.flat().map(([k]) => k), [...uuids, ...links.filter((k) => k.startsWith('custom-'))]);
   assert.equal(l.uses(crypto.randomUUID()), 0);
 });

@@ -118,6 +118,18 @@ impl Job {
         self.inner.set_key_cache_limit(limit as usize);
     }
 
+    /// Keeps up to `limit` keys the job was given in a compact table behind
+    /// the key cache (about 100 bytes a key; only with `omitKeysOutput`; 0
+    /// turns it off): a key the cache forgot is then taken from the table
+    /// instead of being requested again, so each key is requested about
+    /// once. A full table forgets a quarter of its keys and reports their
+    /// use counts in that drain's `keyUses`; the summary's `keyUses` holds
+    /// the rest. Only AES-256-GCM keys with a canonical UUID key link are kept.
+    #[wasm_bindgen(js_name = setAnswerCacheLimit)]
+    pub fn set_answer_cache_limit(&mut self, limit: u32) {
+        self.inner.set_answer_cache_limit(limit as usize);
+    }
+
     /// The header of the keys output, as the core writes it.
     #[wasm_bindgen(js_name = keysHeader)]
     pub fn keys_header(&self) -> Uint8Array {
