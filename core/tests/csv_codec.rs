@@ -330,3 +330,68 @@ proptest! {
         prop_assert_eq!(got, rows);
     }
 }
+
+/// Records of `input` decoded by a fresh decoder, without ending the input
+/// (what a parallel job has seen of a chunk before its next chunk).
+fn decode_open(input: &[u8]) -> Vec<Ev> {
+    let mut events = Vec::new();
+    let mut on = collect(&mut events);
+    let mut dec = CsvDecoder::new(b',', Charset::Utf8);
+    dec.push(input, &mut on).unwrap();
+    drop(on);
+    events
+}
+
+fn shifted(events: Vec<Ev>, lines: u64) -> Vec<Ev> {
+    events
+        .into_iter()
+        .map(|e| match e {
+            Ev::Rec(l, f) => Ev::Rec(l + lines, f),
+            Ev::Bad(l) => Ev::Bad(l + lines),
+        })
+        .collect()
+}
+
+proptest! {
+    /// The splitter cuts exactly where the decoder ends records: chunks
+    /// decoded apart, by decoders that never see the input end, give the
+    /// records of the whole input, and the counts map their lines back.
+    #[test]
+    fn splitter_cuts_where_the_decoder_ends_records(
+        input in proptest::collection::vec(proptest::sample::select(b"ab,\"'\r\n".to_vec()), 0..160),
+        block in 1usize..48,
+    ) {
+        use keylink_core::csv::split::Splitter;
+        let whole = decode_chunks(b',', Charset::Utf8, [&input[..]]);
+        let s = Splitter::new(b',');
+        let mut rest: &[u8] = &input;
+        let mut got = Vec::new();
+        let mut lines_before = 0;
+        loop {
+            let mut w = block.min(rest.len());
+            let (n, c) = loop {
+                let (n, c) = s.cut(&rest[..w]);
+                if n > 0 || w == rest.len() {
+                    break (n, c);
+                }
+                w = (w + block).min(rest.len());
+            };
+            if n == 0 {
+                let c = s.finish(rest);
+                let tail = decode_chunks(b',', Charset::Utf8, [rest]);
+                prop_assert_eq!(tail.len() as u64, c.records, "tail {:?}", rest);
+                got.extend(shifted(tail, lines_before));
+                break;
+            }
+            let chunk = &rest[..n];
+            let open = decode_open(chunk);
+            prop_assert_eq!(&open, &decode_chunks(b',', Charset::Utf8, [chunk]), "records left pending at a cut: {:?}", chunk);
+            prop_assert_eq!(open.len() as u64, c.records);
+            prop_assert_eq!(c.lines, chunk.iter().filter(|&&b| b == b'\n').count() as u64);
+            got.extend(shifted(open, lines_before));
+            lines_before += c.lines;
+            rest = &rest[n..];
+        }
+        prop_assert_eq!(got, whole);
+    }
+}

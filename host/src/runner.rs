@@ -36,7 +36,7 @@ use crate::engine::{Engine, EngineJob, JobInit};
 use crate::jobstore::JobState;
 use crate::keystore::KeyStore;
 use crate::lifecycle::{Event, Lifecycle};
-use crate::split::{first_record_end, Splitter};
+use crate::split::Splitter;
 
 /// Keys a job's engines keep in memory by default, shared out among its
 /// workers' engine jobs (~300 bytes each: about 5 MB). A key an engine
@@ -281,8 +281,9 @@ fn start(job: &LoadedJob, opts: &RunOptions, dry_run: bool) -> Result<Started, S
     // Read the header now: a missing column is a start error.
     let mut buf = Vec::new();
     let mut block = vec![0u8; 64 * 1024];
+    let splitter = Splitter::new(config.source.delimiter);
     let header_end = loop {
-        if let Some(end) = first_record_end(&buf) {
+        if let Some(end) = splitter.first_record_end(&buf) {
             break end;
         }
         let n = source.read(&mut block).map_err(|e| format!("cannot read source {}: {e}", src_path.display()))?;
@@ -388,7 +389,8 @@ fn process(
         drop(res_tx);
         let reader_cancel = cancel.clone();
         let permits = &permits;
-        let reader = scope.spawn(move || read_chunks(source, rest, header_lines, chunk_txs, &reader_cancel, permits));
+        let delimiter = config.source.delimiter;
+        let reader = scope.spawn(move || read_chunks(source, rest, header_lines, delimiter, chunk_txs, &reader_cancel, permits));
 
         // Write outputs in input order; heartbeat while waiting.
         let mut pending: BTreeMap<u64, PendingChunk> = BTreeMap::new();
@@ -767,11 +769,12 @@ fn read_chunks(
     mut source: std::fs::File,
     mut buf: Vec<u8>,
     header_lines: u64,
+    delimiter: u8,
     txs: Vec<SyncSender<Chunk>>,
     cancel: &AtomicBool,
     permits: &Permits,
 ) -> Result<u64, String> {
-    let mut splitter = Splitter::default();
+    let splitter = Splitter::new(delimiter);
     let mut index = 0u64;
     let mut rows_before = 0u64;
     let mut lines_before = header_lines;

@@ -430,6 +430,32 @@ fn worker_count_does_not_change_what_is_written_but_nonces() {
 }
 
 #[test]
+fn quotes_inside_unquoted_fields_do_not_move_the_workers_chunk_cuts() {
+    // `5'10"` is data to the CSV reader (a quote counts only at a field's
+    // start). A splitter counting quotes would, after that one stray quote,
+    // take every quoted line feed below for a record end: it would cut
+    // inside records and glue halves of records from different chunks.
+    let mut text = clicks(20_000).replace("/p?q=a,b", "/p\nq");
+    let at = text.match_indices("@example.com").nth(100).unwrap().0;
+    text.insert_str(at, "5'10\"");
+    let f = Fixture::new(&text);
+    f.write_job("one.json", "", "one");
+    f.write_job("two.json", "", "two");
+    assert!(run_with_seed(&f, "one.json", "native", "1").status.success());
+    let o = run_with_seed(&f, "two.json", "native", "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = csv_rows(&f.read("one/encrypted.csv"));
+    let b = csv_rows(&f.read("two/encrypted.csv"));
+    assert_eq!(a.len(), 20_001);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x[..4], y[..4]);
+        assert_eq!(x[7], y[7]);
+        assert_eq!(x[11], y[11], "same key link");
+    }
+}
+
+#[test]
 fn concurrent_jobs_in_one_group_share_keys() {
     let f = Fixture::new(&clicks(20_000));
     f.write_job("a.json", "", "a");

@@ -306,7 +306,7 @@ fn latin1_record_to_utf8(raw: &[u8], ends: &[usize], record: &mut Record) {
 }
 
 /// A csv-core reader for our dialect whose own BOM stripping is switched off.
-fn primed_reader(delimiter: u8) -> Reader {
+pub(crate) fn primed_reader(delimiter: u8) -> Reader {
     let mut reader = ReaderBuilder::new().delimiter(delimiter).build();
     prime(&mut reader);
     reader
