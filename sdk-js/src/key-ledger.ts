@@ -8,8 +8,6 @@
  * @packageDocumentation
  */
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** @internal Key links seen by a job, with their use counts. */
 export class KeyLedger {
   /** Open addressing: 4 words of id per slot; `used[i]` = 1 when taken. */
@@ -20,6 +18,8 @@ export class KeyLedger {
   #seq = new Uint32Array(1024);
   #count = 0;
   #other = new Map<string, number>();
+  /** Whether any key has a use count yet (most lookups are then answered at once). */
+  #anyUses = false;
   #w = new Uint32Array(4);
 
   /** Keys recorded. */
@@ -27,11 +27,22 @@ export class KeyLedger {
     return this.#count + this.#other.size;
   }
 
-  /** Parses a canonical UUID into `#w`; false for any other link. */
+  /** Parses a canonical UUID (lowercase, hyphenated) into `#w`; false for any other link. */
   #parse(link: string): boolean {
-    if (link.length !== 36 || !UUID.test(link)) return false;
-    const h = link.replace(/-/g, '');
-    for (let i = 0; i < 4; i++) this.#w[i] = parseInt(h.slice(8 * i, 8 * i + 8), 16);
+    if (link.length !== 36) return false;
+    let word = 0;
+    let digits = 0;
+    for (let i = 0; i < 36; i++) {
+      const c = link.charCodeAt(i);
+      if (i === 8 || i === 13 || i === 18 || i === 23) {
+        if (c !== 0x2d) return false;
+        continue;
+      }
+      const v = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+      if (v < 0) return false;
+      word = (word << 4) | v;
+      if (++digits % 8 === 0) this.#w[digits / 8 - 1] = word >>> 0;
+    }
     return true;
   }
 
@@ -69,6 +80,7 @@ export class KeyLedger {
 
   /** Records `link` with `n` more uses; true if it was not recorded before. */
   add(link: string, n = 0): boolean {
+    if (n) this.#anyUses = true;
     if (!this.#parse(link)) {
       const had = this.#other.get(link);
       this.#other.set(link, (had ?? 0) + n);
@@ -95,6 +107,7 @@ export class KeyLedger {
 
   /** Uses recorded for `link` (0 if none). */
   uses(link: string): number {
+    if (!this.#anyUses) return 0;
     if (!this.#parse(link)) return this.#other.get(link) ?? 0;
     const s = this.#slot();
     return this.#used[s] ? this.#uses[s] : 0;

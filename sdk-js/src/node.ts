@@ -10,9 +10,11 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { KeylinkError } from './errors.js';
 import type { JobFileInput } from './jobfile.js';
 import { kekMaterial, type KekSeal } from './kek.js';
+import { EnginePool } from './pool.js';
 import { chunksOf, discard, runWith, streamSink, type Environment, type Sink } from './run.js';
 import type { JobDescription, JobResult, OutputInput, ResolvedLocation, RunOptionsBase, SourceInput } from './types.js';
 import { initKeylink } from './wasm-loader.js';
@@ -29,6 +31,28 @@ export type NodeOutput = OutputInput | string;
 export interface NodeRunOptions extends Partial<RunOptionsBase<NodeSource, NodeOutput>> {
   /** Replace outputs that already exist (default false: the job fails to start naming the target). */
   overwrite?: boolean;
+  /**
+   * Engine jobs in parallel, each in a worker thread (default: the number of
+   * CPUs, at most 8; `1`: one engine job on the calling thread). Used for
+   * inputs of more than two chunks (`chunkBytes`, 8 MiB by default); smaller
+   * ones run on the calling thread. The input is cut into chunks that end on
+   * record boundaries and outputs are written in input order, as the CLI's
+   * `--workers`. Each engine job costs its own engine memory (key caches
+   * included). For a fixed `seed`, outputs depend on the number of workers.
+   */
+  workers?: number;
+}
+
+/** The default number of engine jobs in Node. */
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+/** The engine compiled once, for every worker thread. */
+function engineModule(): Promise<WebAssembly.Module> {
+  compiled ??= WebAssembly.compile(engineBytes() as BufferSource);
+  return compiled;
 }
 
 /** The wasm engine shipped with the package, as bytes. */
@@ -162,7 +186,15 @@ const nodeEnvironment: Environment<NodeSource, NodeOutput> = {
  */
 export async function runBatchJob(config: JobFileInput, options: NodeRunOptions = {}): Promise<JobResult> {
   if (typeof config === 'string' && !config.trimStart().startsWith('{')) config = await readFile(config, 'utf8');
-  return runWith(nodeEnvironment, config, options as RunOptionsBase<NodeSource, NodeOutput>);
+  const workers = options.workers ?? defaultWorkers();
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    throw new KeylinkError('INVALID_CONFIG', 'workers must be an integer from 1 to 64', { startError: true });
+  }
+  const env: Environment<NodeSource, NodeOutput> = {
+    ...nodeEnvironment,
+    parallel: { workers, start: async (r) => EnginePool.start({ ...r, module: await engineModule() }) },
+  };
+  return runWith(env, config, options as RunOptionsBase<NodeSource, NodeOutput>);
 }
 
 /** Initialises the engine from the package's own wasm file (done on first use by {@link runBatchJob}). */

@@ -9,6 +9,9 @@ import { AbortError, KeylinkError, KeyStoreError, fromEngine } from './errors.js
 import type { JobFileInput } from './jobfile.js';
 import { encryptKeysCsv, Kek, kekReady, sameKek, webCryptoSeal, type KekSeal } from './kek.js';
 import { KeyLedger } from './key-ledger.js';
+import { Splitter } from './split.js';
+import { GivenKeys } from './given-keys.js';
+import type { PackedKeys, PackedRequests } from './engine-worker.js';
 import { MemoryKeyStore } from './stores/memory.js';
 import type { JobDescription, JobResult, JobState, KeyStore, RunOptionsBase, StateEvent, Summary } from './types.js';
 import { engineOrThrow } from './wasm-loader.js';
@@ -34,6 +37,38 @@ export interface Environment<S, O> {
   source(source: S | undefined, desc: JobDescription, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   /** Opens one output; `which` is `keys`, `encrypted` or `derived[i]`. */
   sink(output: O | null | undefined, which: string, desc: JobDescription, opts: { overwrite: boolean }): Promise<Sink>;
+  /** Parallel engine jobs (Node's worker threads), if the environment has them. */
+  parallel?: { workers: number; start(r: PoolRequest): Promise<ParallelEngine> };
+}
+
+/** @internal What a job gives its parallel engine jobs. */
+export interface PoolRequest {
+  workers: number;
+  json: string;
+  contracts: Record<string, string>;
+  secrets: Record<string, string | Uint8Array>;
+  seed?: Uint8Array;
+  keyCache: number;
+  answerCache: number;
+  chunkBytes: number;
+  /** The header record as read. */
+  header: Uint8Array;
+  /** The source's delimiter (a byte), for cutting between records. */
+  delimiter: number;
+  /** Answers chunk `index`'s key requests (in columns; -1: an engine job's end); called one at a time. */
+  answer(requests: PackedRequests, index: number): Promise<PackedKeys>;
+  /** Writes chunk `index`'s outputs (-1: an engine job's end); called one at a time, in input order. */
+  write(out: Drained, index: number): Promise<void>;
+}
+
+/** @internal Engine jobs that take the input after its header, in parallel. */
+export interface ParallelEngine {
+  /** Rows of the chunks written so far. */
+  readonly rowsWritten: number;
+  push(bytes: Uint8Array): Promise<void>;
+  /** Ends the input; the summaries of the engine jobs (skipped rows in the file's numbers). */
+  finish(): Promise<Summary[]>;
+  terminate(): Promise<void>;
 }
 
 /** Codes of start failures that a retry cannot fix. */
@@ -183,7 +218,8 @@ export function describeJob(config: JobFileInput, contracts?: Record<string, str
 
 /** @internal The engine's Job class. */
 type EngineJob = InstanceType<ReturnType<typeof engineOrThrow>['Job']>;
-type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
+/** @internal What a drain gives. */
+export type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
 
 /** Keys an engine job keeps cached by default. */
 export const DEFAULT_KEY_CACHE = 65_536;
@@ -267,6 +303,7 @@ export async function runWith<S, O>(
   // ---- start (with retries for transient failures)
   const attempts = (opts.startRetries ?? 3) + 1;
   let job: EngineJob | undefined;
+  let jobSecrets: Record<string, string | Uint8Array> = {};
   let sinks: Sink[] = [];
   const abortSinks = async (reason: unknown) => {
     await Promise.all(sinks.map((s) => s.abort(reason).catch(() => {})));
@@ -276,6 +313,7 @@ export async function runWith<S, O>(
     try {
       checkAbort();
       const secrets: Record<string, string | Uint8Array> = { ...(opts.secrets ?? {}) };
+      jobSecrets = secrets;
       for (const ref of desc.secrets) {
         if (secrets[ref] !== undefined) continue;
         const v = env.secret ? await env.secret(ref) : undefined;
@@ -341,55 +379,169 @@ export async function runWith<S, O>(
     out.derived.forEach((d, i) => w.push(derivedSinks[i].write(d)));
     await Promise.all(w);
   };
+  // Keys for the engine's requests: from the store, with this job's earlier
+  // uses added, and the keys new to this job listed in the keys output.
+  // `listLater`: the keys are listed in the keys output when their chunk is
+  // written (parallel engine jobs: in input order), not here.
+  const answerKeys = async (requests: { window: number }[], listLater = false): Promise<unknown[]> => {
+    let keys;
+    try {
+      keys = await store.getOrCreate(group, desc.cipher, requests as never);
+    } catch (e) {
+      throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
+    }
+    checkAbort();
+    // A key this job used before an eviction comes back with the store's
+    // count only: add this job's uses so far (the 2^31 cap). Keys new to
+    // this job go to the keys output.
+    const given = [];
+    const fresh = [];
+    const windows: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      let k = keys[i];
+      if (k && typeof k.keyLink === 'string') {
+        const before = ledger.uses(k.keyLink);
+        if (before) k = { ...k, usesBefore: (Number(k.usesBefore) || 0) + before };
+        if (!listLater && ledger.add(k.keyLink) && requests[i]) {
+          fresh.push(k);
+          windows.push(requests[i].window);
+        }
+      }
+      given.push(k);
+    }
+    if (fresh.length) keysRows.push(job!.keysRows(fresh, Float64Array.from(windows)));
+    return given;
+  };
+  // The same for parallel engine jobs, in columns. Each engine job asks for
+  // every key it meets once; keys another one was given already are
+  // answered from `givenKeys`, the rest by the store.
+  let givenKeys: GivenKeys | undefined;
+  const keyLen = desc.cipher === 'aes-256-siv' ? 64 : 32;
+  // Keys answered per chunk, listed when the chunk is written.
+  const chunkKeys = new Map<number, { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }>();
+  const listKeys = (c: { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }) => {
+    const fresh = [];
+    const windows: number[] = [];
+    for (let i = 0; i < c.links.length; i++) {
+      if (!ledger.add(c.links[i])) continue;
+      fresh.push({ keyLink: c.links[i], keyId: c.keyIds[i], cipher: desc.cipher, material: c.material.subarray(i * keyLen, (i + 1) * keyLen), usesBefore: 0 });
+      windows.push(c.windows[i]);
+    }
+    if (fresh.length) keysRows.push(job!.keysRows(fresh, Float64Array.from(windows)));
+    c.material.fill(0);
+  };
+  const writeChunk = async (out: Drained, index: number) => {
+    const c = chunkKeys.get(index);
+    if (c) {
+      chunkKeys.delete(index);
+      listKeys(c);
+    }
+    await write(out);
+  };
+  const answerPacked = async (p: PackedRequests, index: number): Promise<PackedKeys> => {
+    const n = p.windows.length;
+    const out: PackedKeys = { links: new Array(n), keyIds: new Uint32Array(n), material: new Uint8Array(n * keyLen), usesBefore: new Float64Array(n) };
+    const ask: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = givenKeys!.slot(p.values[i], p.windows[i]);
+      if (s < 0) {
+        ask.push(i);
+        continue;
+      }
+      const link = givenKeys!.link(s);
+      out.links[i] = link;
+      out.keyIds[i] = givenKeys!.keyId(s);
+      givenKeys!.copyMaterial(s, out.material, i * keyLen);
+      out.usesBefore[i] = givenKeys!.usesBefore(s) + ledger.uses(link);
+    }
+    if (ask.length) {
+      const requests = ask.map((i) => ({
+        keyValue: p.values[i],
+        window: p.windows[i],
+        windowStartMs: p.windowStartMs[i],
+        subject: p.subjects[i],
+        proposal: { keyLink: p.links[i], keyId: p.keyIds[i], cipher: desc.cipher, material: p.material.subarray(i * keyLen, (i + 1) * keyLen), usesBefore: 0 },
+      }));
+      const keys = (await answerKeys(requests, true)) as { keyLink: string; keyId: number; cipher: string; material: Uint8Array; usesBefore: number }[];
+      ask.forEach((i, j) => {
+        const k = keys[j];
+        if (!k || typeof k.keyLink !== 'string' || k.material?.length !== keyLen || k.cipher !== desc.cipher) {
+          throw new KeyStoreError('KEY_STORE', `key store: answer ${j} is not a ${desc.cipher} key`);
+        }
+        // Remembered with the store's count; this job's uses are added when given again.
+        givenKeys!.put(p.values[i], p.windows[i], { ...k, usesBefore: k.usesBefore - ledger.uses(k.keyLink) });
+        out.links[i] = k.keyLink;
+        out.keyIds[i] = k.keyId;
+        out.material.set(k.material, i * keyLen);
+        out.usesBefore[i] = k.usesBefore;
+      });
+    }
+    p.material.fill(0);
+    // What the keys output lists of them (in input order, when the chunk is
+    // written; an engine job's last answers, index -1, at once).
+    const listed = { links: out.links.slice(), keyIds: out.keyIds.slice(), material: out.material.slice(), windows: p.windows.slice() };
+    if (index < 0) listKeys(listed);
+    else chunkKeys.set(index, listed);
+    return out;
+  };
   const answer = async () => {
     const requests = job!.keyRequests();
-    if (requests.length) {
-      let keys;
-      try {
-        keys = await store.getOrCreate(group, desc.cipher, requests);
-      } catch (e) {
-        throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
-      }
-      checkAbort();
-      // A key this job used before an eviction comes back with the store's
-      // count only: add this job's uses so far (the 2^31 cap). Keys new to
-      // this job go to the keys output.
-      const given = [];
-      const fresh = [];
-      const windows: number[] = [];
-      for (let i = 0; i < keys.length; i++) {
-        let k = keys[i];
-        if (k && typeof k.keyLink === 'string') {
-          const before = ledger.uses(k.keyLink);
-          if (before) k = { ...k, usesBefore: (Number(k.usesBefore) || 0) + before };
-          if (ledger.add(k.keyLink) && requests[i]) {
-            fresh.push(k);
-            windows.push(requests[i].window);
-          }
-        }
-        given.push(k);
-      }
-      job!.provideKeys(given);
-      if (fresh.length) keysRows.push(job!.keysRows(fresh, Float64Array.from(windows)));
-    }
+    if (requests.length) job!.provideKeys(await answerKeys(requests) as never);
     await write(job!.drain() as Drained);
+  };
+  const beat = (rows: number) => {
+    if (Date.now() - lastBeat >= heartbeat) {
+      lastBeat = Date.now();
+      emit('RUNNING', `${rows} rows, ${bytes} bytes`, { rows, bytes });
+    }
   };
   const push = async (chunk: Uint8Array) => {
     job!.push(chunk);
     await answer();
-    if (Date.now() - lastBeat >= heartbeat) {
-      lastBeat = Date.now();
-      const rows = job!.rowsRead();
-      emit('RUNNING', `${rows} rows, ${bytes} bytes`, { rows, bytes });
+    beat(job!.rowsRead());
+  };
+  // Parallel engine jobs (Node) for inputs of more than two chunks: the
+  // first bytes are held until that is known.
+  const parallel = env.parallel && env.parallel.workers > 1 ? env.parallel : undefined;
+  let pool: ParallelEngine | undefined;
+  let held: Uint8Array[] | undefined = parallel ? [] : undefined;
+  let heldBytes = 0;
+  const startPool = async (all: Uint8Array): Promise<boolean> => {
+    const splitter = new Splitter(desc.delimiter);
+    const end = splitter.firstRecordEnd(all);
+    splitter.free();
+    if (end === undefined) return false;
+    givenKeys = new GivenKeys(answerCache, desc.cipher, desc.cipher === 'aes-256-siv' ? 64 : 32);
+    const header = all.slice(0, end);
+    // The header is checked (and its outputs written) by this thread's job.
+    job!.push(header);
+    await answer();
+    pool = await parallel!.start({
+      workers: parallel!.workers,
+      json,
+      contracts,
+      secrets: jobSecrets,
+      seed: opts.seed ?? undefined,
+      keyCache,
+      answerCache,
+      chunkBytes,
+      header,
+      delimiter: desc.delimiter,
+      answer: answerPacked,
+      write: writeChunk,
+    });
+    for (let at = end; at < all.length; at += chunkBytes) {
+      await pool.push(all.subarray(at, at + chunkBytes));
+      beat(pool.rowsWritten);
+      checkAbort();
     }
+    return true;
   };
   try {
     emit('RUNNING', '0 rows, 0 bytes', { rows: 0, bytes: 0 });
     let buf = new Uint8Array(0);
     let used = 0;
-    for await (const input of env.source(opts.source, desc, signal)) {
-      checkAbort();
-      bytes += input.length;
+    const pushLocal = async (input: Uint8Array) => {
       // Large chunks are cut to chunkBytes (heartbeats and aborts stay timely); small ones are gathered.
       for (let at = 0; at < input.length; ) {
         const chunk = input.subarray(at, Math.min(input.length, at + chunkBytes - used));
@@ -407,13 +559,48 @@ export async function runWith<S, O>(
         }
         checkAbort();
       }
+    };
+    for await (const input of env.source(opts.source, desc, signal)) {
+      checkAbort();
+      bytes += input.length;
+      if (pool) {
+        // In pieces of at most a chunk, so heartbeats and aborts stay timely.
+        for (let at = 0; at < input.length; at += chunkBytes) {
+          await pool.push(input.subarray(at, at + chunkBytes));
+          beat(pool.rowsWritten);
+          checkAbort();
+        }
+        continue;
+      }
+      if (held) {
+        held.push(input);
+        heldBytes += input.length;
+        if (heldBytes <= 2 * chunkBytes) continue;
+        const all = concat(held);
+        held = undefined;
+        if (!(await startPool(all))) await pushLocal(all);
+        continue;
+      }
+      await pushLocal(input);
     }
     checkAbort();
-    if (used) await push(buf.subarray(0, used));
-    job!.endInput();
-    await answer();
-    const { outputs, summary } = job!.finish() as { outputs: Drained; summary: Summary };
-    await write(outputs);
+    if (held) await pushLocal(concat(held.length ? held : [new Uint8Array(0)]));
+    let summary: Summary;
+    if (pool) {
+      const parts = await pool.finish();
+      job!.endInput();
+      await answer();
+      const { outputs, summary: own } = job!.finish() as { outputs: Drained; summary: Summary };
+      await write(outputs);
+      summary = mergeSummaries([own, ...parts]);
+    } else {
+      if (used) await push(buf.subarray(0, used));
+      job!.endInput();
+      await answer();
+      const done = job!.finish() as { outputs: Drained; summary: Summary };
+      await write(done.outputs);
+      summary = done.summary;
+    }
     if (keysRows.length) await keysSink.write(concat(keysRows)); // rows without a header: cannot happen
     keysRows = [];
     for (const [link, n] of summary.keyUses) ledger.add(link, n);
@@ -448,11 +635,35 @@ export async function runWith<S, O>(
     return { jobId, group, summary, states, elapsedMs, bytes };
   } catch (e) {
     const err = signal?.aborted ? new AbortError(signal.reason) : fromEngine(e);
+    // The engine jobs stop first, so nothing writes to an aborted output.
+    await pool?.terminate();
     await abortSinks(err);
     const start = err instanceof KeylinkError && err.startError;
     emit(start ? 'ERROR_STARTING' : 'ERROR', (err as Error)?.message ?? String(err));
     throw err;
   } finally {
+    await pool?.terminate();
+    givenKeys?.clear();
+    for (const c of chunkKeys.values()) c.material.fill(0);
     job?.free();
   }
 }
+
+/** The summaries of a job's engine jobs as one (`keyUses` and `keysUsed` come from the ledger). */
+function mergeSummaries(parts: Summary[]): Summary {
+  const sum = (f: (s: Summary) => number) => parts.reduce((n, s) => n + f(s), 0);
+  return {
+    rowsRead: sum((s) => s.rowsRead),
+    rowsWritten: sum((s) => s.rowsWritten),
+    rowsSkipped: sum((s) => s.rowsSkipped),
+    skippedRows: parts.flatMap((s) => s.skippedRows).sort((a, b) => a - b).slice(0, MAX_LISTED_SKIPS),
+    derivedRows: parts[0].derivedRows.map((_, i) => sum((s) => s.derivedRows[i] ?? 0)),
+    keysUsed: 0,
+    keysCreated: sum((s) => s.keysCreated),
+    valuesEncrypted: sum((s) => s.valuesEncrypted),
+    keyUses: parts.flatMap((s) => s.keyUses),
+  };
+}
+
+/** Skipped row numbers a summary lists (as the core). */
+const MAX_LISTED_SKIPS = 1000;

@@ -144,6 +144,8 @@ export interface JobDescription {
    */
   kek: string | null;
   errorPolicy: 'fail' | 'skip';
+  /** The source's field delimiter, as a byte value (44 for `,`). */
+  delimiter: number;
   /** Connector name → kind (and root for `local`). */
   connectors: Record<string, { kind: string; root?: string }>;
   source: ResolvedLocation;

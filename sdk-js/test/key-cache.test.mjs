@@ -136,7 +136,8 @@ async function watchProvided(input, opts) {
     return original.call(this, keys);
   };
   try {
-    return { provided, r: await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512, keyCache: 2, ...opts }) };
+    // One engine job, on this thread (the patched prototype sees its keys).
+    return { provided, r: await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512, keyCache: 2, workers: 1, ...opts }) };
   } finally {
     Job.prototype.provideKeys = original;
   }
@@ -171,7 +172,7 @@ test('keyCache 2 with the default answerCache: each key provided once, same outp
   const input = clickstream(2000, 50);
   const { provided, r } = await watchProvided(input, {});
   for (const [link, list] of provided) assert.deepEqual(list, [0], `${link} was provided again`);
-  const ref = await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512 });
+  const ref = await runCollected(runBatchJob, clickstreamJob(), input, { seed: SEED, secrets, chunkBytes: 512, workers: 1 });
   assert.equal(r.encrypted, ref.encrypted);
   assert.equal(r.keys, ref.keys);
   assert.deepEqual(r.derived, ref.derived);

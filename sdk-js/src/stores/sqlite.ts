@@ -303,8 +303,10 @@ export class SqliteKeyStore implements KeyStore {
           const select = db.prepare(SELECT_KEY);
           // In primary-key order, as the host: consecutive inserts walk
           // neighbouring pages (HMACs arrive in random order).
+          // (By the HMAC's first 48 bits: a number compare; ties, rare, by all of it.)
+          const lead = prepared.map((p) => p.kh.readUIntBE(0, 6));
           const order = requests.map((_, i) => i);
-          order.sort((a, b) => Buffer.compare(prepared[a].kh, prepared[b].kh) || requests[a].window - requests[b].window);
+          order.sort((a, b) => lead[a] - lead[b] || Buffer.compare(prepared[a].kh, prepared[b].kh) || requests[a].window - requests[b].window);
           const rows: (Row | null)[] = new Array(requests.length).fill(null);
           for (const i of order) {
             const r = requests[i];

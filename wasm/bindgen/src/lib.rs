@@ -164,6 +164,24 @@ impl Job {
         self.inner.end_input().map_err(js_error)
     }
 
+    /// `push` for a job that sees only some chunks of a file (one of several
+    /// parallel jobs): an error's row and line numbers are moved by
+    /// `row_shift` and `line_shift`, so they count from the file's start.
+    #[wasm_bindgen(js_name = pushAt)]
+    pub fn push_at(&mut self, chunk: &[u8], row_shift: f64, line_shift: f64) -> Result<(), JsValue> {
+        self.inner
+            .push(chunk)
+            .map_err(|e| js_error(e.shifted(row_shift as i64, line_shift as i64)))
+    }
+
+    /// `endInput` with an error's row and line numbers moved, as `pushAt`.
+    #[wasm_bindgen(js_name = endInputAt)]
+    pub fn end_input_at(&mut self, row_shift: f64, line_shift: f64) -> Result<(), JsValue> {
+        self.inner
+            .end_input()
+            .map_err(|e| js_error(e.shifted(row_shift as i64, line_shift as i64)))
+    }
+
     /// Rows read so far (header not counted).
     #[wasm_bindgen(js_name = rowsRead)]
     pub fn rows_read(&self) -> f64 {
@@ -183,6 +201,75 @@ impl Job {
     #[wasm_bindgen(js_name = keyRequests)]
     pub fn key_requests(&self) -> Array {
         self.inner.key_requests().iter().map(key_request).collect()
+    }
+
+    /// The current key requests in columns rather than one object each (for
+    /// moving them between threads cheaply): `{ values, subjects, windows,
+    /// windowStartMs, links, keyIds, material }`; request `i`'s proposal has
+    /// key link `links[i]`, key id `keyIds[i]` and the material at
+    /// `material[i * n .. (i + 1) * n]`, `n` the cipher's key length.
+    #[wasm_bindgen(js_name = keyRequestsPacked)]
+    pub fn key_requests_packed(&self) -> Object {
+        let reqs = self.inner.key_requests();
+        let values: Array = reqs.iter().map(|r| JsValue::from_str(&r.key_value)).collect();
+        let subjects: Array = reqs
+            .iter()
+            .map(|r| r.subject.as_deref().map_or(JsValue::NULL, JsValue::from_str))
+            .collect();
+        let windows: Vec<f64> = reqs.iter().map(|r| r.window as f64).collect();
+        let starts: Vec<f64> = reqs.iter().map(|r| r.window_start_ms as f64).collect();
+        let links: Array = reqs.iter().map(|r| JsValue::from_str(&r.proposal.key_link)).collect();
+        let ids: Vec<u32> = reqs.iter().map(|r| r.proposal.key.key_id).collect();
+        let mut material = Vec::with_capacity(reqs.len() * self.config.encryption.cipher.key_len());
+        for r in reqs {
+            material.extend_from_slice(r.proposal.key.material.as_bytes());
+        }
+        let o = Object::new();
+        set(&o, "values", &values);
+        set(&o, "subjects", &subjects);
+        set(&o, "windows", &js_sys::Float64Array::from(&windows[..]));
+        set(&o, "windowStartMs", &js_sys::Float64Array::from(&starts[..]));
+        set(&o, "links", &links);
+        set(&o, "keyIds", &js_sys::Uint32Array::from(&ids[..]));
+        set(&o, "material", &Uint8Array::from(&material[..]));
+        zeroize::Zeroize::zeroize(&mut material);
+        o
+    }
+
+    /// `provideKeys` in columns: key `i` has key link `links[i]`, key id
+    /// `keyIds[i]`, the job's cipher, the material at `material[i * n ..
+    /// (i + 1) * n]` and `usesBefore[i]` earlier uses.
+    #[wasm_bindgen(js_name = provideKeysPacked)]
+    pub fn provide_keys_packed(
+        &mut self,
+        links: Array,
+        key_ids: Vec<u32>,
+        material: Vec<u8>,
+        uses_before: Vec<f64>,
+    ) -> Result<(), JsValue> {
+        let material = zeroize::Zeroizing::new(material);
+        let cipher = self.config.encryption.cipher;
+        let n = cipher.key_len();
+        let count = links.length() as usize;
+        if key_ids.len() != count || uses_before.len() != count || material.len() != count * n {
+            return Err(js_error(Error::new(ErrorKind::Keys {
+                message: "provideKeysPacked: the columns have different lengths".into(),
+            })));
+        }
+        let mut keys = Vec::with_capacity(count);
+        for (i, link) in links.iter().enumerate() {
+            let key_link = link.as_string().ok_or_else(|| bad_key("keyLink"))?;
+            keys.push(CoreKey {
+                key_link,
+                key: TinkKey {
+                    key_id: key_ids[i],
+                    cipher,
+                    material: KeyMaterial::new(material[i * n..(i + 1) * n].to_vec()),
+                },
+                uses_before: uses_before[i].max(0.0) as u64,
+            });
+        }
+        self.inner.provide_keys(keys).map_err(js_error)
     }
 
     /// Answers every current key request, in order, with the store's keys
@@ -235,6 +322,40 @@ impl Job {
             d.clear();
         }
         o
+    }
+}
+
+/// Finds where a CSV byte stream can be cut between records (for parallel
+/// jobs), exactly where the engine's decoder ends records.
+#[wasm_bindgen]
+pub struct RecordSplitter(keylink_core::csv::split::Splitter);
+
+#[wasm_bindgen]
+impl RecordSplitter {
+    /// A splitter for the source dialect's `delimiter` (a byte).
+    #[wasm_bindgen(constructor)]
+    pub fn new(delimiter: u8) -> RecordSplitter {
+        RecordSplitter(keylink_core::csv::split::Splitter::new(delimiter))
+    }
+
+    /// `[end, records, lines]`: the longest prefix of `block` that ends on a
+    /// record boundary (end 0: none), with its records and line feeds.
+    /// `block` must start on a record boundary.
+    pub fn cut(&self, block: &[u8]) -> Vec<f64> {
+        let (end, c) = self.0.cut(block);
+        vec![end as f64, c.records as f64, c.lines as f64]
+    }
+
+    /// `[records, lines]` of the input's final span (its last record ends with the input).
+    pub fn finish(&self, tail: &[u8]) -> Vec<f64> {
+        let c = self.0.finish(tail);
+        vec![c.records as f64, c.lines as f64]
+    }
+
+    /// The end of the first record (the header), if complete.
+    #[wasm_bindgen(js_name = firstRecordEnd)]
+    pub fn first_record_end(&self, bytes: &[u8]) -> Option<f64> {
+        self.0.first_record_end(bytes).map(|n| n as f64)
     }
 }
 
@@ -334,6 +455,7 @@ fn describe(c: &JobConfig) -> Object {
         ErrorPolicy::Skip => "skip",
     };
     set(&o, "errorPolicy", &policy.into());
+    set(&o, "delimiter", &JsValue::from(c.source.delimiter));
     let connectors = Object::new();
     for (name, cfg) in &c.data_connectors {
         let k = Object::new();
