@@ -397,9 +397,9 @@ fn process(
         let mut next = 0u64;
         let mut rows_done = 0u64;
         let mut bytes_done = header.len() as u64;
-        // Key links already written, as 128-bit ids (16 bytes a key, not a
-        // string each); the keys output is written as chunks complete.
-        let mut keys_seen: HashSet<u128> = HashSet::new();
+        // Which key links the keys output lists is a flag of their entries
+        // in `uses` (no second per-key table); rows are written as chunks
+        // complete, in input order.
         let mut keys_bytes = Vec::new();
         write_keys_header(config, &mut keys_bytes);
         let mut summaries = Vec::new();
@@ -417,9 +417,10 @@ fn process(
             }
         });
         let mut write_err: Option<String> = None;
-        let mut add_keys = |keys: Vec<(StoredKey, i64)>, keys_bytes: &mut Vec<u8>| -> Result<(), String> {
+        let add_keys = |keys: Vec<(StoredKey, i64)>, keys_bytes: &mut Vec<u8>| -> Result<(), String> {
+            let mut listed = uses.lock().unwrap_or_else(|p| p.into_inner());
             for (k, window) in keys {
-                if keys_seen.insert(link_id(&k.key_link)) {
+                if listed.list(&k.key_link) {
                     match &opts.kek {
                         Some(kek) => {
                             let mut nonce = [0u8; 12];
@@ -496,7 +497,8 @@ fn process(
             write_outputs(targets.as_mut(), &out).map_err(|e| e.to_string())?;
         }
         write_keys(targets.as_mut(), &mut keys_bytes).map_err(|e| e.to_string())?;
-        let mut total = merge(summaries, keys_seen.len() as u64, config.derived_data.len());
+        let listed = uses.lock().unwrap_or_else(|p| p.into_inner()).listed();
+        let mut total = merge(summaries, listed, config.derived_data.len());
         skipped_all.sort_unstable();
         skipped_all.truncate(MAX_LISTED_SKIPS);
         total.skipped_rows = skipped_all;
@@ -673,36 +675,64 @@ fn write_outputs(t: Option<&mut Targets>, out: &Outputs) -> Result<(), Connector
 }
 
 /// Values encrypted per key by this job, across workers and key-cache
-/// evictions: the one per-key record the host keeps (about 40 bytes a key).
+/// evictions, and whether the keys output lists it yet: the one per-key
+/// record the host keeps (about 40 bytes a key).
 #[derive(Default)]
 struct KeyUses {
-    /// By key-link id, in order of first report.
+    /// By key-link id, in order of first report: uses, with [`LISTED`] set
+    /// once the keys output has the key's row.
     counts: indexmap::IndexMap<u128, u64>,
     /// Key links that are not canonical UUIDs (stores other than keylink's
     /// own may issue them), by id.
     other_links: HashMap<u128, String>,
+    listed: u64,
+    /// Whether any key has uses yet (until then a provided key needs no lookup).
+    any_uses: bool,
 }
 
+/// The flag of a listed key in [`KeyUses::counts`] (uses stay below 2^63:
+/// the store caps them far lower, at 2^31 a key).
+const LISTED: u64 = 1 << 63;
+
 impl KeyUses {
-    fn add(&mut self, link: &str, n: u64) {
+    fn entry(&mut self, link: &str) -> &mut u64 {
         let (id, canonical) = link_id_of(link);
         if !canonical {
             self.other_links.entry(id).or_insert_with(|| link.to_owned());
         }
-        let c = self.counts.entry(id).or_insert(0);
-        *c = c.saturating_add(n);
+        self.counts.entry(id).or_insert(0)
+    }
+    fn add(&mut self, link: &str, n: u64) {
+        self.any_uses |= n > 0;
+        let c = self.entry(link);
+        *c = (*c & LISTED) | (*c & !LISTED).saturating_add(n).min(!LISTED);
+    }
+    /// Marks the key as listed in the keys output; false if it was already.
+    fn list(&mut self, link: &str) -> bool {
+        let c = self.entry(link);
+        if *c & LISTED != 0 {
+            return false;
+        }
+        *c |= LISTED;
+        self.listed += 1;
+        true
+    }
+    /// Keys the keys output lists.
+    fn listed(&self) -> u64 {
+        self.listed
     }
     fn get(&self, link: &str) -> u64 {
-        self.counts.get(&link_id(link)).copied().unwrap_or(0)
+        self.counts.get(&link_id(link)).map_or(0, |c| c & !LISTED)
     }
-    fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+    fn has_uses(&self) -> bool {
+        self.any_uses
     }
     fn len(&self) -> usize {
         self.counts.len()
     }
+    /// Keys with uses, and their uses.
     fn iter(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
-        self.counts.iter().map(|(id, n)| (*id, *n))
+        self.counts.iter().map(|(id, n)| (*id, n & !LISTED)).filter(|&(_, n)| n > 0)
     }
     fn link(&self, id: u128) -> String {
         match self.other_links.get(&id) {
@@ -960,7 +990,7 @@ fn worker(
         // count only: add this job's uses so far (the 2^31 cap).
         {
             let u = lock_uses();
-            if !u.is_empty() {
+            if u.has_uses() {
                 for k in &mut keys {
                     k.uses_before = k.uses_before.saturating_add(u.get(&k.key_link));
                 }
