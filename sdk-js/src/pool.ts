@@ -280,6 +280,8 @@ export class EnginePool {
   async terminate(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    // Whatever still waits (a permit, the end) stops waiting.
+    this.#fail(-1, new Error('the engine workers were stopped'));
     this.#splitter.free();
     await Promise.all(this.#workers.map((w) => w.terminate().catch(() => 0)));
   }

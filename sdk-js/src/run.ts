@@ -504,6 +504,7 @@ export async function runWith<S, O>(
   // first bytes are held until that is known.
   const parallel = env.parallel && env.parallel.workers > 1 ? env.parallel : undefined;
   let pool: ParallelEngine | undefined;
+  let stopPool: (() => void) | undefined;
   let held: Uint8Array[] | undefined = parallel ? [] : undefined;
   let heldBytes = 0;
   const startPool = async (all: Uint8Array): Promise<boolean> => {
@@ -516,7 +517,7 @@ export async function runWith<S, O>(
     // The header is checked (and its outputs written) by this thread's job.
     job!.push(header);
     await answer();
-    pool = await parallel!.start({
+    const started = await parallel!.start({
       workers: parallel!.workers,
       json,
       contracts,
@@ -530,6 +531,10 @@ export async function runWith<S, O>(
       answer: answerPacked,
       write: writeChunk,
     });
+    pool = started;
+    // An abort stops the engine jobs at once, even while the job waits for them.
+    stopPool = () => void started.terminate();
+    signal?.addEventListener('abort', stopPool, { once: true });
     for (let at = end; at < all.length; at += chunkBytes) {
       await pool.push(all.subarray(at, at + chunkBytes));
       beat(pool.rowsWritten);
@@ -642,6 +647,7 @@ export async function runWith<S, O>(
     emit(start ? 'ERROR_STARTING' : 'ERROR', (err as Error)?.message ?? String(err));
     throw err;
   } finally {
+    if (stopPool) signal?.removeEventListener('abort', stopPool);
     await pool?.terminate();
     givenKeys?.clear();
     for (const c of chunkKeys.values()) c.material.fill(0);

@@ -129,3 +129,24 @@ test('workers must be an integer from 1 to 64', async () => {
     await assert.rejects(runBatchJob(clickstreamJob(), { source: vector('clickstream_dirty.csv'), workers, secrets }), (e) => e.code === 'INVALID_CONFIG' && /workers/.test(e.message));
   }
 });
+
+test('an abort while the job waits for its engine jobs to finish: AbortError, state ERROR, no file left', async () => {
+  const dir = tmp();
+  const input = bigInput(12);
+  const ac = new AbortController();
+  async function* source() {
+    for (let i = 0; i < input.length; i += 8192) yield input.subarray(i, i + 8192);
+    // Aborted once the whole input was read: while the job waits for its engine jobs.
+    setTimeout(() => ac.abort(), 0);
+  }
+  const states = [];
+  const job = clickstreamJob();
+  const p = runBatchJob(job, {
+    source: source(), encrypted: join(dir, 'enc.csv'), keys: join(dir, 'keys.csv'), derived: [join(dir, 'd0.csv'), join(dir, 'd1.csv')],
+    secrets, chunkBytes: CHUNK, workers: 2, signal: ac.signal, onState: (e) => states.push(e.state),
+  });
+  await assert.rejects(p, (e) => e.code === 'ABORTED');
+  assert.equal(states.at(-1), 'ERROR');
+  const { readdirSync } = await import('node:fs');
+  assert.deepEqual(readdirSync(dir), []);
+});
