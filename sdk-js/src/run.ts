@@ -460,7 +460,8 @@ export async function runWith<S, O>(
         window: p.windows[i],
         windowStartMs: p.windowStartMs[i],
         subject: p.subjects[i],
-        proposal: { keyLink: p.links[i], keyId: p.keyIds[i], cipher: desc.cipher, material: p.material.subarray(i * keyLen, (i + 1) * keyLen), usesBefore: 0 },
+        // A copy: a store may keep the proposal it inserts, and `p.material` is zeroed below.
+        proposal: { keyLink: p.links[i], keyId: p.keyIds[i], cipher: desc.cipher, material: p.material.slice(i * keyLen, (i + 1) * keyLen), usesBefore: 0 },
       }));
       const keys = (await answerKeys(requests, true)) as { keyLink: string; keyId: number; cipher: string; material: Uint8Array; usesBefore: number }[];
       ask.forEach((i, j) => {

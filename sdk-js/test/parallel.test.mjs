@@ -150,3 +150,17 @@ test('an abort while the job waits for its engine jobs to finish: AbortError, st
   const { readdirSync } = await import('node:fs');
   assert.deepEqual(readdirSync(dir), []);
 });
+
+test('a custom store may keep the proposals it is given: their key material is not zeroed after use', async () => {
+  const kept = [];
+  const inner = new MemoryKeyStore();
+  const store = {
+    async getOrCreate(group, cipher, requests) {
+      for (const r of requests) kept.push(r.proposal.material);
+      return inner.getOrCreate(group, cipher, requests);
+    },
+  };
+  await runCollected(runBatchJob, clickstreamJob(), bigInput(6), { keyStore: store, secrets, chunkBytes: CHUNK, workers: 2 });
+  assert.ok(kept.length > 10, `${kept.length} proposals`);
+  assert.ok(kept.every((m) => m.length === 32 && m.some((b) => b !== 0)), 'a proposal was zeroed under the store');
+});
