@@ -319,16 +319,21 @@ fn run_with_caches(cfg: &keylink_core::config::JobConfig, input: &[u8], limit: O
     (out, summary, requests)
 }
 
-#[test]
-fn a_bounded_key_cache_gives_the_same_outputs_and_counts_every_use() {
-    let cfg = config(&clickstream_job(""));
-    // 40 sessions over two days, each coming back many times.
+/// 40 sessions over two days, each coming back many times (80 keys, 400 rows).
+fn returning_sessions() -> String {
     let mut input = String::from("session_id,timestamp,consent,email,customer_id,ip_address,page\n");
     for i in 0..400 {
         let s = (i * 7) % 40;
         let day = 1 + (i / 200);
         input.push_str(&format!("s{s},2026-03-0{day}T10:{:02}:00Z,analytics,u{s}@example.com,C{s},10.0.0.{s},/p{i}\n", i % 60));
     }
+    input
+}
+
+#[test]
+fn a_bounded_key_cache_gives_the_same_outputs_and_counts_every_use() {
+    let cfg = config(&clickstream_job(""));
+    let input = returning_sessions();
     let mut store = MemoryStore::default();
     let (full, full_summary, full_requests) = run_with_key_cache(&cfg, input.as_bytes(), None, &mut store);
     let (bounded, summary, requests) = run_with_key_cache(&cfg, input.as_bytes(), Some(3), &mut store);
@@ -364,12 +369,7 @@ fn uses_by_link(out: &Outputs, summary: &keylink_core::job::Summary) -> std::col
 #[test]
 fn an_answer_cache_asks_for_each_key_once_and_counts_every_use() {
     let cfg = config(&clickstream_job(""));
-    let mut input = String::from("session_id,timestamp,consent,email,customer_id,ip_address,page\n");
-    for i in 0..400 {
-        let s = (i * 7) % 40;
-        let day = 1 + (i / 200);
-        input.push_str(&format!("s{s},2026-03-0{day}T10:{:02}:00Z,analytics,u{s}@example.com,C{s},10.0.0.{s},/p{i}\n", i % 60));
-    }
+    let input = returning_sessions();
     let mut store = MemoryStore::default();
     let (full, full_summary, _) = run_with_key_cache(&cfg, input.as_bytes(), None, &mut store);
     let expected: std::collections::HashMap<String, u64> = full_summary.key_uses.iter().cloned().collect();

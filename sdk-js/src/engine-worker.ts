@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import initWasm, { Job } from './wasm/keylink.js';
+import type { Drained } from './run.js';
 
 /** @internal What the pool gives a worker when it starts it. */
 export interface WorkerInit {
@@ -45,7 +46,6 @@ export interface ErrorData {
   problems?: unknown;
 }
 
-type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
 
 /** @internal Key requests in columns (`Job.keyRequestsPacked`). */
 export interface PackedRequests {

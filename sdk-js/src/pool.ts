@@ -13,43 +13,12 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { Splitter, type SpanCounts } from './split.js';
-import type { ChunkMsg, ErrorData, PackedKeys, PackedRequests, WorkerInit } from './engine-worker.js';
+import type { ChunkMsg, ErrorData, PackedRequests, WorkerInit } from './engine-worker.js';
+import { concat, type Drained, type PoolRequest } from './run.js';
+import type { Summary } from './types.js';
 
-type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
-
-/** @internal A worker's summary, with its skipped rows in the file's numbers. */
-export type WorkerSummary = {
-  rowsRead: number;
-  rowsWritten: number;
-  rowsSkipped: number;
-  skippedRows: number[];
-  derivedRows: number[];
-  keysUsed: number;
-  keysCreated: number;
-  valuesEncrypted: number;
-  keyUses: [string, number][];
-};
-
-/** @internal What the runner gives the pool. */
-export interface PoolOptions {
-  module: WebAssembly.Module;
-  workers: number;
-  json: string;
-  contracts: Record<string, string>;
-  secrets: Record<string, string | Uint8Array>;
-  seed?: Uint8Array;
-  keyCache: number;
-  answerCache: number;
-  chunkBytes: number;
-  /** The header record as read (with a byte-order mark if any). */
-  header: Uint8Array;
-  /** The source's delimiter (a byte), for cutting between records. */
-  delimiter: number;
-  /** Answers key requests (the key store and the keys output); called one at a time. */
-  answer(requests: PackedRequests, index: number): Promise<PackedKeys>;
-  /** Writes chunk `index`'s outputs (-1: an engine job's end); called one at a time, in input order. */
-  write(out: Drained, index: number): Promise<void>;
-}
+/** @internal What the runner gives the pool, and the compiled engine. */
+export type PoolOptions = PoolRequest & { module: WebAssembly.Module };
 
 /** The seed of worker `w`'s engine job, from the job's seed (tests only). */
 function workerSeed(seed: Uint8Array, w: number): Uint8Array {
@@ -80,7 +49,7 @@ export class EnginePool {
   /** Waiters for any change (a chunk written, a job done, a failure). */
   #waiters: (() => void)[] = [];
   #failure: { index: number; error: unknown } | undefined;
-  #done: (WorkerSummary & { outputs: Drained })[] = [];
+  #done: (Summary & { outputs: Drained })[] = [];
   #stopping = false;
   /** Rows of the chunks written so far. */
   rowsWritten = 0;
@@ -162,7 +131,7 @@ export class EnginePool {
     }
   }
 
-  #onMessage(worker: Worker, m: { t: string; index: number; requests?: PackedRequests; out?: Drained; outputs?: Drained; summary?: WorkerSummary; error?: ErrorData }): void {
+  #onMessage(worker: Worker, m: { t: string; index: number; requests?: PackedRequests; out?: Drained; outputs?: Drained; summary?: Summary; error?: ErrorData }): void {
     switch (m.t) {
       case 'keys': {
         const answered = this.#answering.then(() => this.#o.answer(m.requests!, m.index));
@@ -260,7 +229,7 @@ export class EnginePool {
    * Ends the input: sends the rest, waits for every chunk and each engine
    * job's end, and writes what the jobs' ends produced (in worker order).
    */
-  async finish(): Promise<WorkerSummary[]> {
+  async finish(): Promise<Summary[]> {
     const rest = this.#take();
     const { end, counts } = this.#splitter.cut(rest);
     const tail = this.#splitter.finish(rest.subarray(end));
@@ -285,14 +254,4 @@ export class EnginePool {
     this.#splitter.free();
     await Promise.all(this.#workers.map((w) => w.terminate().catch(() => 0)));
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

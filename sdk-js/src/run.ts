@@ -233,7 +233,8 @@ export const DEFAULT_ANSWER_CACHE = 200_000;
 /** Key links per `recordUses` call at the end of a job (as the CLI). */
 const RECORD_USES_BATCH = 65_536;
 
-function concat(parts: Uint8Array[]): Uint8Array {
+/** @internal */
+export function concat(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -513,7 +514,7 @@ export async function runWith<S, O>(
     const end = splitter.firstRecordEnd(all);
     splitter.free();
     if (end === undefined) return false;
-    givenKeys = new GivenKeys(answerCache, desc.cipher, desc.cipher === 'aes-256-siv' ? 64 : 32);
+    givenKeys = new GivenKeys(answerCache, desc.cipher, keyLen);
     const header = all.slice(0, end);
     // The header is checked (and its outputs written) by this thread's job.
     job!.push(header);
