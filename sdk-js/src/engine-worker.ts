@@ -140,6 +140,7 @@ let queue: Promise<void> = (async () => {
   await initWasm({ module_or_path: init.module });
   job = new Job(init.json, init.contracts, init.secrets, init.seed);
   job.omitKeysOutput();
+  job.packKeyUses();
   job.setKeyCacheLimit(init.keyCache);
   job.setAnswerCacheLimit(init.answerCache);
   // The headers: the pool writes them once; this job's are dropped.

@@ -8,6 +8,16 @@
  * @packageDocumentation
  */
 
+/**
+ * @internal Use counts as an engine job gives them: `[keyLink, count]`
+ * pairs, or in columns (`Job.packKeyUses`: canonical UUID links as four
+ * big-endian words each, the rest as pairs).
+ */
+export type KeyUses = [string, number][] | { ids: Uint32Array; uses: Float64Array; other: [string, number][] };
+
+/** Two lowercase hex digits of every byte. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 /** @internal Key links seen by a job, with their use counts. */
 export class KeyLedger {
   /** Open addressing: 4 words of id per slot; `used[i]` = 1 when taken. */
@@ -86,6 +96,30 @@ export class KeyLedger {
       this.#other.set(link, (had ?? 0) + n);
       return had === undefined;
     }
+    return this.#addParsed(n);
+  }
+
+  /** Records use counts in either shape an engine job gives them (`Job.packKeyUses`). */
+  addUses(uses: KeyUses): void {
+    if (Array.isArray(uses)) {
+      for (const [link, n] of uses) this.add(link, n);
+      return;
+    }
+    const { ids, uses: counts } = uses;
+    const w = this.#w;
+    for (let i = 0; i < counts.length; i++) {
+      w[0] = ids[4 * i];
+      w[1] = ids[4 * i + 1];
+      w[2] = ids[4 * i + 2];
+      w[3] = ids[4 * i + 3];
+      if (counts[i]) this.#anyUses = true;
+      this.#addParsed(counts[i]);
+    }
+    for (const [link, n] of uses.other) this.add(link, n);
+  }
+
+  /** `add` for the id in `#w`. */
+  #addParsed(n: number): boolean {
     let s = this.#slot();
     if (this.#used[s]) {
       this.#uses[s] += n;
@@ -120,16 +154,20 @@ export class KeyLedger {
    */
   *slices(size: number): Generator<[string, number][]> {
     let batch: [string, number][] = [];
-    const hex = (x: number) => x.toString(16).padStart(8, '0');
-    const slots: number[] = [];
+    const hex = (x: number) => HEX[x >>> 24] + HEX[(x >>> 16) & 255] + HEX[(x >>> 8) & 255] + HEX[x & 255];
+    // Slots by the order their keys were first recorded (`#seq` is 0..count-1).
+    const bySeq = new Int32Array(this.#count).fill(-1);
     for (let i = 0; i < this.#used.length; i++) {
-      if (this.#used[i] && this.#uses[i] !== 0) slots.push(i);
+      if (this.#used[i] && this.#uses[i] !== 0) bySeq[this.#seq[i]] = i;
     }
-    slots.sort((a, b) => this.#seq[a] - this.#seq[b]);
-    for (const i of slots) {
-      const b = 4 * i;
-      const h = hex(this.#ids[b]) + hex(this.#ids[b + 1]) + hex(this.#ids[b + 2]) + hex(this.#ids[b + 3]);
-      batch.push([`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`, this.#uses[i]]);
+    const ids = this.#ids;
+    for (const i of bySeq) {
+      if (i < 0) continue;
+      const w1 = ids[4 * i + 1], w2 = ids[4 * i + 2];
+      const link =
+        hex(ids[4 * i]) + '-' + HEX[w1 >>> 24] + HEX[(w1 >>> 16) & 255] + '-' + HEX[(w1 >>> 8) & 255] + HEX[w1 & 255] + '-' +
+        HEX[w2 >>> 24] + HEX[(w2 >>> 16) & 255] + '-' + HEX[(w2 >>> 8) & 255] + HEX[w2 & 255] + hex(ids[4 * i + 3]);
+      batch.push([link, this.#uses[i]]);
       if (batch.length === size) {
         yield batch;
         batch = [];

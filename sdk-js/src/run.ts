@@ -8,7 +8,7 @@
 import { AbortError, KeylinkError, KeyStoreError, fromEngine } from './errors.js';
 import type { JobFileInput } from './jobfile.js';
 import { encryptKeysCsv, Kek, kekReady, sameKek, webCryptoSeal, type KekSeal } from './kek.js';
-import { KeyLedger } from './key-ledger.js';
+import { KeyLedger, type KeyUses } from './key-ledger.js';
 import { Splitter } from './split.js';
 import { GivenKeys } from './given-keys.js';
 import type { PackedKeys, PackedRequests } from './engine-worker.js';
@@ -219,7 +219,7 @@ export function describeJob(config: JobFileInput, contracts?: Record<string, str
 /** @internal The engine's Job class. */
 type EngineJob = InstanceType<ReturnType<typeof engineOrThrow>['Job']>;
 /** @internal What a drain gives. */
-export type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: [string, number][] };
+export type Drained = { encrypted: Uint8Array; keys: Uint8Array; derived: Uint8Array[]; keyUses: KeyUses };
 
 /** Keys an engine job keeps cached by default. */
 export const DEFAULT_KEY_CACHE = 65_536;
@@ -339,6 +339,7 @@ export async function runWith<S, O>(
         // The keys output is written here (one row per key, the first time
         // it is used), so the engine can forget keys: memory stays bounded.
         job.omitKeysOutput();
+        job.packKeyUses();
         job.setKeyCacheLimit(keyCache);
         job.setAnswerCacheLimit(answerCache);
       } catch (e) {
@@ -355,6 +356,9 @@ export async function runWith<S, O>(
     }
   }
   emit('STARTED', '');
+  // The job's session on the store (group commits), if it has them.
+  const session = store.session?.();
+  const keyStore: Pick<KeyStore, 'getOrCreate' | 'recordUses'> = session ?? store;
 
   // ---- run
   const [keysSink, encSink, ...derivedSinks] = sinks;
@@ -366,7 +370,7 @@ export async function runWith<S, O>(
   let keysRows: Uint8Array[] = [];
   let keysHeader = false;
   const write = async (out: Drained) => {
-    for (const [link, n] of out.keyUses) ledger.add(link, n);
+    ledger.addUses(out.keyUses);
     if (!keysHeader && out.encrypted.length) {
       keysHeader = true;
       keysRows.unshift(job!.keysHeader());
@@ -384,10 +388,11 @@ export async function runWith<S, O>(
   // uses added, and the keys new to this job listed in the keys output.
   // `listLater`: the keys are listed in the keys output when their chunk is
   // written (parallel engine jobs: in input order), not here.
+  const keyLen = desc.cipher === 'aes-256-siv' ? 64 : 32;
   const answerKeys = async (requests: { window: number }[], listLater = false): Promise<unknown[]> => {
     let keys;
     try {
-      keys = await store.getOrCreate(group, desc.cipher, requests as never);
+      keys = await keyStore.getOrCreate(group, desc.cipher, requests as never);
     } catch (e) {
       throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
     }
@@ -410,25 +415,41 @@ export async function runWith<S, O>(
       }
       given.push(k);
     }
-    if (fresh.length) keysRows.push(job!.keysRows(fresh, Float64Array.from(windows)));
+    if (fresh.length) {
+      const material = new Uint8Array(fresh.length * keyLen);
+      fresh.forEach((k, i) => material.set(k.material, i * keyLen));
+      keysRows.push(rowsOf(fresh.map((k) => k.keyLink), Uint32Array.from(fresh, (k) => k.keyId), material, Float64Array.from(windows)));
+    }
     return given;
   };
   // The same for parallel engine jobs, in columns. Each engine job asks for
   // every key it meets once; keys another one was given already are
   // answered from `givenKeys`, the rest by the store.
   let givenKeys: GivenKeys | undefined;
-  const keyLen = desc.cipher === 'aes-256-siv' ? 64 : 32;
   // Keys answered per chunk, listed when the chunk is written.
   const chunkKeys = new Map<number, { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }>();
-  const listKeys = (c: { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }) => {
-    const fresh = [];
-    const windows: number[] = [];
-    for (let i = 0; i < c.links.length; i++) {
-      if (!ledger.add(c.links[i])) continue;
-      fresh.push({ keyLink: c.links[i], keyId: c.keyIds[i], cipher: desc.cipher, material: c.material.subarray(i * keyLen, (i + 1) * keyLen), usesBefore: 0 });
-      windows.push(c.windows[i]);
+  // The keys output's rows of keys (the core's writer, in columns).
+  const rowsOf = (links: string[], keyIds: Uint32Array, material: Uint8Array, windows: Float64Array): Uint8Array => {
+    const ends = new Uint32Array(links.length);
+    let at = 0;
+    for (let i = 0; i < links.length; i++) ends[i] = at += links[i].length;
+    try {
+      return job!.keysRowsPacked(links.join(''), ends, keyIds, material, windows);
+    } finally {
+      material.fill(0);
     }
-    if (fresh.length) keysRows.push(job!.keysRows(fresh, Float64Array.from(windows)));
+  };
+  const listKeys = (c: { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }) => {
+    const n = c.links.length;
+    const fresh: number[] = [];
+    for (let i = 0; i < n; i++) if (ledger.add(c.links[i])) fresh.push(i);
+    if (fresh.length === n) {
+      if (n) keysRows.push(rowsOf(c.links, c.keyIds, c.material, c.windows));
+    } else if (fresh.length) {
+      const material = new Uint8Array(fresh.length * keyLen);
+      fresh.forEach((i, j) => material.set(c.material.subarray(i * keyLen, (i + 1) * keyLen), j * keyLen));
+      keysRows.push(rowsOf(fresh.map((i) => c.links[i]), Uint32Array.from(fresh, (i) => c.keyIds[i]), material, Float64Array.from(fresh, (i) => c.windows[i])));
+    }
     c.material.fill(0);
   };
   const writeChunk = async (out: Drained, index: number) => {
@@ -593,12 +614,14 @@ export async function runWith<S, O>(
     checkAbort();
     if (held) await pushLocal(concat(held.length ? held : [new Uint8Array(0)]));
     let summary: Summary;
+    let summaryUses: KeyUses[];
     if (pool) {
       const parts = await pool.finish();
       job!.endInput();
       await answer();
       const { outputs, summary: own } = job!.finish() as { outputs: Drained; summary: Summary };
       await write(outputs);
+      summaryUses = [own, ...parts].map((s) => s.keyUses as unknown as KeyUses);
       summary = mergeSummaries([own, ...parts]);
     } else {
       if (used) await push(buf.subarray(0, used));
@@ -607,10 +630,11 @@ export async function runWith<S, O>(
       const done = job!.finish() as { outputs: Drained; summary: Summary };
       await write(done.outputs);
       summary = done.summary;
+      summaryUses = [summary.keyUses as unknown as KeyUses];
     }
     if (keysRows.length) await keysSink.write(concat(keysRows)); // rows without a header: cannot happen
     keysRows = [];
-    for (const [link, n] of summary.keyUses) ledger.add(link, n);
+    for (const part of summaryUses) ledger.addUses(part);
     // As the CLI: keys listed once however often they were evicted; uses merged.
     summary.keysUsed = ledger.size;
     Object.defineProperty(summary, 'keyUses', {
@@ -619,13 +643,19 @@ export async function runWith<S, O>(
       get: () => Array.from(ledger.slices(Infinity)).flat(),
     });
     checkAbort();
-    if (store.recordUses) {
+    if (keyStore.recordUses) {
       for (const batch of ledger.slices(RECORD_USES_BATCH)) {
-        await store.recordUses(batch);
+        await keyStore.recordUses(batch);
         checkAbort();
       }
     }
     checkAbort();
+    // Every key given (and use recorded) durable before any output is.
+    try {
+      await session?.commit();
+    } catch (e) {
+      throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
+    }
     // Commit: keys first, so no encrypted data is ever visible without its keys.
     await keysSink.commit();
     await Promise.all([encSink, ...derivedSinks].map((s) => s.commit()));
@@ -651,6 +681,7 @@ export async function runWith<S, O>(
   } finally {
     if (stopPool) signal?.removeEventListener('abort', stopPool);
     await pool?.terminate();
+    await session?.close().catch(() => {});
     givenKeys?.clear();
     for (const c of chunkKeys.values()) c.material.fill(0);
     job?.free();
@@ -669,7 +700,7 @@ function mergeSummaries(parts: Summary[]): Summary {
     keysUsed: 0,
     keysCreated: sum((s) => s.keysCreated),
     valuesEncrypted: sum((s) => s.valuesEncrypted),
-    keyUses: parts.flatMap((s) => s.keyUses),
+    keyUses: [], // from the ledger
   };
 }
 

@@ -72,6 +72,16 @@ export interface KeyStore {
   /** Optional: releases resources (closing a database). The SDK never calls it for you. */
   close?(): Promise<void> | void;
   /**
+   * Optional: a job's session on the store, for stores that can make their
+   * writes durable in groups (`SqliteKeyStore`: one transaction for up to a
+   * second or 65,536 requests, as the CLI's store). A job opens one session,
+   * asks for every key through it, commits it before its outputs are
+   * committed (so no output is visible before its keys are durable) and
+   * closes it at its end, finished or failed. Without `session`, every
+   * `getOrCreate` must be durable when it returns.
+   */
+  session?(): KeyStoreSession;
+  /**
    * Optional: the key-encryption key the store wraps key material with
    * (`SqliteKeyStore` opened with `kek`), or `null` for a store that holds
    * material raw by design (a `SqliteKeyStore` created without a KEK). A job
@@ -83,6 +93,21 @@ export interface KeyStore {
    * `encryption.kek` encrypts the keys output.
    */
   readonly kek?: Kek | null;
+}
+
+/** A job's session on a key store (see {@link KeyStore.session}). */
+export interface KeyStoreSession {
+  /** As {@link KeyStore.getOrCreate}; the keys may become durable only with `commit`. */
+  getOrCreate(group: string, cipher: Cipher, requests: KeyRequest[]): Promise<StoredKey[]>;
+  /** As {@link KeyStore.recordUses}; durable with `commit`. */
+  recordUses?(uses: [string, number][]): Promise<void>;
+  /**
+   * Makes every key this session gave and every use it recorded durable;
+   * throws if any of them was lost (then the job must fail).
+   */
+  commit(): Promise<void>;
+  /** Ends the session (after `commit`, or when the job failed). */
+  close(): Promise<void>;
 }
 
 /** Lifecycle states of a job (SPEC section 7). */

@@ -257,3 +257,48 @@ test('a job file with encryption.kek: resolved through `secrets` (any store), th
     }
   }
 });
+
+test('SQLite store sessions: keys held in one transaction until commit (or a second), plain calls durable at once, a failed call undoes only itself', async () => {
+  const dir = tmp();
+  const path = join(dir, 'k.db');
+  const store = SqliteKeyStore.open(path);
+  const other = SqliteKeyStore.open(path); // another connection: sees only what is committed
+  const req = (value, link) => ({
+    keyValue: value,
+    window: 20000,
+    windowStartMs: 20000 * 86_400_000,
+    subject: null,
+    proposal: { keyLink: link, keyId: 7, cipher: 'aes-256-gcm', material: new Uint8Array(32).fill(value.length), usesBefore: 0 },
+  });
+  const link = (n) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+  try {
+    const session = store.session();
+    const [a] = await session.getOrCreate('g', 'aes-256-gcm', [req('a', link(1))]);
+    assert.equal(a.keyLink, link(1));
+    assert.equal(other.count(), 0, 'held, not yet committed');
+    // A key link that is taken: that call fails and its own insert ('b') is undone, the held key stays.
+    await assert.rejects(session.getOrCreate('g', 'aes-256-gcm', [req('b', link(2)), req('c', link(1))]), (e) => e.code === 'INVALID_PROPOSAL');
+    await session.recordUses([[link(1), 5]]);
+    assert.equal(other.count(), 0);
+    await session.commit();
+    assert.equal(other.count(), 1);
+    const [again] = await other.getOrCreate('g', 'aes-256-gcm', [req('a', link(9))]);
+    assert.deepEqual([again.keyLink, again.usesBefore], [link(1), 5], 'the key and its uses, committed');
+    const [b] = await other.getOrCreate('g', 'aes-256-gcm', [req('b', link(3))]);
+    assert.equal(b.keyLink, link(3), "the failed call's insert was undone");
+    // A plain call commits at once, what a session holds too.
+    await session.getOrCreate('g', 'aes-256-gcm', [req('d', link(4))]);
+    await store.getOrCreate('g', 'aes-256-gcm', [req('e', link(5))]);
+    assert.equal(other.count(), 4);
+    // A held transaction is committed within about a second, even if the job waits.
+    await session.getOrCreate('g', 'aes-256-gcm', [req('f', link(6))]);
+    assert.equal(other.count(), 4);
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.equal(other.count(), 5);
+    await session.commit();
+    await session.close();
+  } finally {
+    store.close();
+    other.close();
+  }
+});

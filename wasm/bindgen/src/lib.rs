@@ -61,6 +61,8 @@ pub struct Job {
     out: CoreOutputs,
     /// For the keys output written on the JS side (`keysHeader`, `keysRows`).
     config: JobConfig,
+    /// `keyUses` in columns (`packKeyUses`).
+    packed_uses: bool,
 }
 
 #[wasm_bindgen]
@@ -98,7 +100,19 @@ impl Job {
             inner,
             out: CoreOutputs::default(),
             config,
+            packed_uses: false,
         })
+    }
+
+    /// From now on, `keyUses` (of every drain and of the summary) comes in
+    /// columns rather than as `[keyLink, count]` pairs: `{ ids, uses, other }`,
+    /// where key `i` of `uses` has the canonical UUID key link whose 128 bits
+    /// are `ids[4 i .. 4 i + 4]` (big-endian words), and `other` holds the
+    /// `[keyLink, count]` pairs of key links that are not canonical UUIDs.
+    /// Cheap to move between threads and to count on the JS side.
+    #[wasm_bindgen(js_name = packKeyUses)]
+    pub fn pack_key_uses(&mut self) {
+        self.packed_uses = true;
     }
 
     /// Leaves the job's keys output empty: the caller writes it with
@@ -150,6 +164,61 @@ impl Job {
             write_keys_row(&self.config, &core_key(&k)?, w as i64, &mut out);
         }
         Ok(Uint8Array::from(&out[..]))
+    }
+
+    /// `keysRows` in columns, for the keys output of many keys at once: key
+    /// `i` has the key link `links` from UTF-16 offset `ends[i - 1]` (0 for
+    /// the first) to `ends[i]`, key id `keyIds[i]`, the job's cipher, the
+    /// material at `material[i * n .. (i + 1) * n]` (`n` the cipher's key
+    /// length) and window `windows[i]`.
+    #[wasm_bindgen(js_name = keysRowsPacked)]
+    pub fn keys_rows_packed(
+        &self,
+        links: &str,
+        ends: &[u32],
+        key_ids: &[u32],
+        material: Vec<u8>,
+        windows: &[f64],
+    ) -> Result<Uint8Array, JsValue> {
+        let material = zeroize::Zeroizing::new(material);
+        let cipher = self.config.encryption.cipher;
+        let n = cipher.key_len();
+        let count = ends.len();
+        if key_ids.len() != count || windows.len() != count || material.len() != count * n {
+            return Err(js_error(Error::state("keysRowsPacked: the columns have different lengths")));
+        }
+        // The offsets count UTF-16 units, as JS strings do (bytes, for ASCII).
+        let ascii = links.is_ascii();
+        let wide: Vec<u16> = if ascii { Vec::new() } else { links.encode_utf16().collect() };
+        let total = if ascii { links.len() } else { wide.len() };
+        let mut out = Vec::with_capacity(count * 240);
+        let mut start = 0usize;
+        for i in 0..count {
+            let end = ends[i] as usize;
+            if end < start || end > total {
+                return Err(js_error(Error::state("keysRowsPacked: a key link end is out of range")));
+            }
+            let key_link = if ascii {
+                links[start..end].to_string()
+            } else {
+                String::from_utf16(&wide[start..end])
+                    .map_err(|_| js_error(Error::state("keysRowsPacked: a key link is cut inside a character")))?
+            };
+            let key = CoreKey {
+                key_link,
+                key: TinkKey {
+                    key_id: key_ids[i],
+                    cipher,
+                    material: KeyMaterial::new(material[i * n..(i + 1) * n].to_vec()),
+                },
+                uses_before: 0,
+            };
+            write_keys_row(&self.config, &key, windows[i] as i64, &mut out);
+            start = end;
+        }
+        let rows = Uint8Array::from(&out[..]);
+        zeroize::Zeroize::zeroize(&mut out);
+        Ok(rows)
     }
 
     /// Decodes the rows `chunk` completes. Push large chunks (every call
@@ -296,7 +365,11 @@ impl Job {
         let summary = self.inner.finish(&mut self.out).map_err(js_error)?;
         let o = Object::new();
         set(&o, "outputs", &self.take_outputs());
-        set(&o, "summary", &js_summary(&summary));
+        let js = js_summary(&summary);
+        if self.packed_uses {
+            set(&js, "keyUses", &packed_key_uses(&summary.key_uses));
+        }
+        set(&o, "summary", &js);
         Ok(o)
     }
 }
@@ -314,7 +387,12 @@ impl Job {
             .map(|d| JsValue::from(Uint8Array::from(&d[..])))
             .collect();
         set(&o, "derived", &derived);
-        set(&o, "keyUses", &key_uses(&self.out.key_uses));
+        let uses = if self.packed_uses {
+            packed_key_uses(&self.out.key_uses)
+        } else {
+            key_uses(&self.out.key_uses).into()
+        };
+        set(&o, "keyUses", &uses);
         self.out.key_uses.clear();
         self.out.encrypted.clear();
         self.out.keys.clear();
@@ -605,6 +683,56 @@ fn key_uses(uses: &[(String, u64)]) -> Array {
     uses.iter()
         .map(|(link, n)| JsValue::from(Array::of2(&link.as_str().into(), &(*n as f64).into())))
         .collect()
+}
+
+/// The 128 bits of a canonical UUID key link (lowercase, hyphenated), as
+/// four big-endian words.
+fn uuid_words(link: &str) -> Option<[u32; 4]> {
+    let b = link.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut words = [0u32; 4];
+    let mut digits = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        words[digits / 8] = (words[digits / 8] << 4) | u32::from(v);
+        digits += 1;
+    }
+    Some(words)
+}
+
+/// `keyUses` in columns (see `Job::pack_key_uses`).
+fn packed_key_uses(uses: &[(String, u64)]) -> JsValue {
+    let mut ids = Vec::with_capacity(4 * uses.len());
+    let mut counts = Vec::with_capacity(uses.len());
+    let other = Array::new();
+    for (link, n) in uses {
+        match uuid_words(link) {
+            Some(w) => {
+                ids.extend_from_slice(&w);
+                counts.push(*n as f64);
+            }
+            None => {
+                other.push(&Array::of2(&link.as_str().into(), &(*n as f64).into()));
+            }
+        }
+    }
+    let o = Object::new();
+    set(&o, "ids", &js_sys::Uint32Array::from(&ids[..]));
+    set(&o, "uses", &js_sys::Float64Array::from(&counts[..]));
+    set(&o, "other", &other);
+    o.into()
 }
 
 /// The core's error as a JS `Error` with a stable `code` and its positions.
