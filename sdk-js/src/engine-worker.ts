@@ -47,24 +47,8 @@ export interface ErrorData {
 }
 
 
-/** @internal Key requests in columns (`Job.keyRequestsPacked`). */
-export interface PackedRequests {
-  values: string[];
-  subjects: (string | null)[];
-  windows: Float64Array;
-  windowStartMs: Float64Array;
-  links: string[];
-  keyIds: Uint32Array;
-  material: Uint8Array;
-}
-
-/** @internal Keys in columns (`Job.provideKeysPacked`). */
-export interface PackedKeys {
-  links: string[];
-  keyIds: Uint32Array;
-  material: Uint8Array;
-  usesBefore: Float64Array;
-}
+export type { PackedKeys, PackedRequests } from './types.js';
+import type { PackedKeys, PackedRequests } from './types.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;

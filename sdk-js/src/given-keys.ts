@@ -72,16 +72,21 @@ export class GivenKeys {
   /** Remembers a key the store gave (keys of another shape are not kept). */
   put(value: string, window: number, k: GivenKey): void {
     if (k.cipher !== this.#cipher || k.material?.length !== this.#keyLen || typeof k.keyLink !== 'string') return;
+    this.putColumns(value, window, k.keyLink, k.keyId, k.material, 0, Number(k.usesBefore) || 0);
+  }
+
+  /** `put` of a key in columns: its material at `material[at .. at + key length]`. */
+  putColumns(value: string, window: number, keyLink: string, keyId: number, material: Uint8Array, at: number, usesBefore: number): void {
     const id = GivenKeys.#id(value, window);
     if (this.#index.has(id)) return;
     if (this.#links.length >= this.#limit) this.clear();
     const s = this.#links.length;
     if (s >= this.#ids.length) this.#grow();
     this.#index.set(id, s);
-    this.#links.push(k.keyLink);
-    this.#ids[s] = k.keyId;
-    this.#uses[s] = Number(k.usesBefore) || 0;
-    this.#material.set(k.material, s * this.#keyLen);
+    this.#links.push(keyLink);
+    this.#ids[s] = keyId;
+    this.#uses[s] = usesBefore;
+    this.#material.set(material.subarray(at, at + this.#keyLen), s * this.#keyLen);
   }
 
   #grow(): void {

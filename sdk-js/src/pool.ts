@@ -13,7 +13,8 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { Splitter, type SpanCounts } from './split.js';
-import type { ChunkMsg, ErrorData, PackedRequests, WorkerInit } from './engine-worker.js';
+import type { ChunkMsg, ErrorData, WorkerInit } from './engine-worker.js';
+import type { PackedRequests } from './types.js';
 import { concat, type Drained, type PoolRequest } from './run.js';
 import type { Summary } from './types.js';
 

@@ -11,9 +11,8 @@ import { encryptKeysCsv, Kek, kekReady, sameKek, webCryptoSeal, type KekSeal } f
 import { KeyLedger, type KeyUses } from './key-ledger.js';
 import { Splitter } from './split.js';
 import { GivenKeys } from './given-keys.js';
-import type { PackedKeys, PackedRequests } from './engine-worker.js';
 import { MemoryKeyStore } from './stores/memory.js';
-import type { JobDescription, JobResult, JobState, KeyStore, RunOptionsBase, StateEvent, Summary } from './types.js';
+import type { JobDescription, JobResult, JobState, KeyStore, KeyStoreSession, PackedKeys, PackedRequests, RunOptionsBase, StateEvent, Summary } from './types.js';
 import { engineOrThrow } from './wasm-loader.js';
 
 /** @internal An output being written: committed at the end, or aborted. */
@@ -358,7 +357,7 @@ export async function runWith<S, O>(
   emit('STARTED', '');
   // The job's session on the store (group commits), if it has them.
   const session = store.session?.();
-  const keyStore: Pick<KeyStore, 'getOrCreate' | 'recordUses'> = session ?? store;
+  const keyStore: Pick<KeyStoreSession, 'getOrCreate' | 'recordUses' | 'getOrCreatePacked'> = session ?? store;
 
   // ---- run
   const [keysSink, encSink, ...derivedSinks] = sinks;
@@ -476,7 +475,30 @@ export async function runWith<S, O>(
       givenKeys!.copyMaterial(s, out.material, i * keyLen);
       out.usesBefore[i] = givenKeys!.usesBefore(s) + ledger.uses(link);
     }
-    if (ask.length) {
+    if (ask.length && keyStore.getOrCreatePacked) {
+      // In columns, no object per key (a store session that offers it).
+      let keys: PackedKeys;
+      try {
+        keys = await keyStore.getOrCreatePacked(group, desc.cipher, p, ask);
+      } catch (e) {
+        throw e instanceof KeylinkError ? e : new KeyStoreError('KEY_STORE', `key store: ${(e as Error)?.message ?? e}`, e);
+      }
+      checkAbort();
+      if (keys.links.length !== ask.length || keys.keyIds.length !== ask.length || keys.material.length !== ask.length * keyLen || keys.usesBefore.length !== ask.length) {
+        throw new KeyStoreError('KEY_STORE', `key store: ${keys.links.length} answers in columns of other lengths for ${ask.length} requests`);
+      }
+      ask.forEach((i, j) => {
+        const link = keys.links[j];
+        if (typeof link !== 'string') throw new KeyStoreError('KEY_STORE', `key store: answer ${j} has no key link`);
+        // Remembered with the store's count; this job's uses are added when given again.
+        givenKeys!.putColumns(p.values[i], p.windows[i], link, keys.keyIds[j], keys.material, j * keyLen, keys.usesBefore[j]);
+        out.links[i] = link;
+        out.keyIds[i] = keys.keyIds[j];
+        out.material.set(keys.material.subarray(j * keyLen, (j + 1) * keyLen), i * keyLen);
+        out.usesBefore[i] = keys.usesBefore[j] + ledger.uses(link);
+      });
+      keys.material.fill(0);
+    } else if (ask.length) {
       const requests = ask.map((i) => ({
         keyValue: p.values[i],
         window: p.windows[i],

@@ -95,6 +95,25 @@ export interface KeyStore {
   readonly kek?: Kek | null;
 }
 
+/** @internal Key requests in columns (`Job.keyRequestsPacked`). */
+export interface PackedRequests {
+  values: string[];
+  subjects: (string | null)[];
+  windows: Float64Array;
+  windowStartMs: Float64Array;
+  links: string[];
+  keyIds: Uint32Array;
+  material: Uint8Array;
+}
+
+/** @internal Keys in columns (`Job.provideKeysPacked`). */
+export interface PackedKeys {
+  links: string[];
+  keyIds: Uint32Array;
+  material: Uint8Array;
+  usesBefore: Float64Array;
+}
+
 /** A job's session on a key store (see {@link KeyStore.session}). */
 export interface KeyStoreSession {
   /** As {@link KeyStore.getOrCreate}; the keys may become durable only with `commit`. */
@@ -108,6 +127,11 @@ export interface KeyStoreSession {
   commit(): Promise<void>;
   /** Ends the session (after `commit`, or when the job failed). */
   close(): Promise<void>;
+  /**
+   * @internal Optional: `getOrCreate` for requests in columns (those of
+   * `pick`, in its order), answered in columns: no object per key.
+   */
+  getOrCreatePacked?(group: string, cipher: Cipher, requests: PackedRequests, pick: ArrayLike<number>): Promise<PackedKeys>;
 }
 
 /** Lifecycle states of a job (SPEC section 7). */

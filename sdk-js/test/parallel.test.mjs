@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBatchJob, MemoryKeyStore, SqliteKeyStore, InputError } from 'keylink';
-import { CLI, tmp, vector, records, clickstreamJob, runCollected } from './helpers.mjs';
+import Database from 'better-sqlite3';
+import { CLI, tmp, vector, records, clickstreamJob, runCollected, kekKeyset, tinkGcmOpen, openEncryptedKeyset } from './helpers.mjs';
 
 const secrets = { 'env:MASK_SEED': 'pepper' };
 const SEED = new Uint8Array(32).fill(3);
@@ -163,4 +164,31 @@ test('a custom store may keep the proposals it is given: their key material is n
   await runCollected(runBatchJob, clickstreamJob(), bigInput(6), { keyStore: store, secrets, chunkBytes: CHUNK, workers: 2 });
   assert.ok(kept.length > 10, `${kept.length} proposals`);
   assert.ok(kept.every((m) => m.length === 32 && m.some((b) => b !== 0)), 'a proposal was zeroed under the store');
+});
+
+test('two workers on a fresh SQLite store with a KEK: its session creates each key once, wrapped, uses counted', async () => {
+  const dir = tmp();
+  const path = join(dir, 'k.db');
+  const kek = kekKeyset();
+  const input = bigInput(12);
+  const store = SqliteKeyStore.open(path, { kek: kek.json });
+  const two = await runCollected(runBatchJob, clickstreamJob(), input, { keyStore: store, secrets, chunkBytes: CHUNK, workers: 2 });
+  const s = two.result.summary;
+  assert.equal(store.count(), s.keysUsed, 'committed before the job returned, each key once');
+  store.close();
+  const db = new Database(path, { readonly: true });
+  const rows = db.prepare('SELECT key_link, material, wrapped, uses FROM keys').all();
+  db.close();
+  assert.ok(rows.every((r) => r.wrapped === 1 && tinkGcmOpen(kek, r.material, Buffer.from(r.key_link, 'utf8')).length === 32), 'wrapped under the KEK');
+  assert.equal(rows.reduce((n, r) => n + r.uses, 0), s.valuesEncrypted);
+  const stored = new Map(rows.map((r) => [r.key_link, tinkGcmOpen(kek, r.material, Buffer.from(r.key_link, 'utf8'))]));
+  const listed = records(two.keys);
+  assert.equal(listed.length, s.keysUsed);
+  for (const k of listed) assert.ok(openEncryptedKeyset(kek, k.encryptionKey).keyset.includes(stored.get(k.keyLink)), 'the keys output holds the stored key');
+  // One engine job on the same store finds every key.
+  const again = SqliteKeyStore.open(path, { kek: kek.json });
+  const one = await runCollected(runBatchJob, clickstreamJob(), input, { keyStore: again, secrets, chunkBytes: CHUNK, workers: 1 });
+  again.close();
+  assert.equal(one.result.summary.keysCreated, 0);
+  assert.deepEqual(records(one.encrypted).map((r) => r['strmMeta.keyLink']), records(two.encrypted).map((r) => r['strmMeta.keyLink']));
 });

@@ -302,3 +302,4 @@ test('SQLite store sessions: keys held in one transaction until commit (or a sec
     other.close();
   }
 });
+

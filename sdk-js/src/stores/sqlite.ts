@@ -19,7 +19,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { KeyStoreError } from '../errors.js';
 import { Kek, kekMaterial } from '../kek.js';
-import type { Cipher, KeyRequest, KeyStore, KeyStoreSession, StoredKey } from '../types.js';
+import type { Cipher, KeyRequest, KeyStore, KeyStoreSession, PackedKeys, PackedRequests, StoredKey } from '../types.js';
+import { columnsOf, KEY_LEN, keysOfColumns, UUID } from './sqlite-columns.js';
 
 /** The version of the on-disk format this store reads and writes. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -66,8 +67,6 @@ const STATEMENTS = {
 const GROUP_COMMIT_MS = 1000;
 const GROUP_COMMIT_REQUESTS = 65_536;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const KEY_LEN: Record<Cipher, number> = { 'aes-256-gcm': 32, 'aes-256-siv': 64 };
 
 /** Options of {@link SqliteKeyStore.open}. */
 export interface SqliteKeyStoreOptions {
@@ -428,15 +427,15 @@ export class SqliteKeyStore implements KeyStore {
 
   /** {@inheritDoc KeyStore.getOrCreate} */
   async getOrCreate(group: string, cipher: Cipher, requests: KeyRequest[]): Promise<StoredKey[]> {
-    return this.#getOrCreate(group, cipher, requests, false).keys;
+    return keysOfColumns(this.#getOrCreate(group, cipher, columnsOf(group, cipher, requests), null, false).keys, cipher);
   }
 
   /**
    * {@inheritDoc KeyStore.session}
    *
-   * A session's keys and uses are written in the store's one open
-   * transaction, committed at the latest a second after it began, after
-   * 65,536 requests, or by the session's `commit` (as the CLI's store).
+   * A session's keys and uses are written in one open transaction, committed
+   * at the latest a second after it began, after 65,536 requests, or by the
+   * session's `commit` (as the CLI's store).
    */
   session(): KeyStoreSession {
     const held = new Set<number>();
@@ -448,7 +447,12 @@ export class SqliteKeyStore implements KeyStore {
     };
     return {
       getOrCreate: async (group, cipher, requests) => {
-        const { keys, txn } = this.#getOrCreate(group, cipher, requests, true);
+        const { keys, txn } = this.#getOrCreate(group, cipher, columnsOf(group, cipher, requests), null, true);
+        held.add(txn);
+        return keysOfColumns(keys, cipher);
+      },
+      getOrCreatePacked: async (group, cipher, requests, pick) => {
+        const { keys, txn } = this.#getOrCreate(group, cipher, requests, pick, true);
         held.add(txn);
         return keys;
       },
@@ -462,26 +466,39 @@ export class SqliteKeyStore implements KeyStore {
     };
   }
 
-  #getOrCreate(group: string, cipher: Cipher, requests: KeyRequest[], hold: boolean): { keys: StoredKey[]; txn: number } {
-    const prepared = requests.map((r) => {
-      const p = r.proposal;
-      if (p.cipher !== cipher || p.material.length !== KEY_LEN[cipher] || !(p.keyId > 0) || !UUID.test(p.keyLink)) {
-        throw new KeyStoreError('INVALID_PROPOSAL', `group ${JSON.stringify(group)}: proposal ${p.keyLink} does not fit ${cipher}`);
+  /** Get-or-create of the requests `pick` names (all if null), in columns. */
+  #getOrCreate(group: string, cipher: Cipher, c: PackedRequests, pick: ArrayLike<number> | null, hold: boolean): { keys: PackedKeys; txn: number } {
+    const len = KEY_LEN[cipher];
+    if (!len) throw new KeyStoreError('INVALID_PROPOSAL', `unknown cipher ${JSON.stringify(cipher)}`);
+    const n = pick ? pick.length : c.windows.length;
+    const at = (j: number) => (pick ? pick[j] : j);
+    const kh: Buffer[] = new Array(n);
+    const sh: (Buffer | null)[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const i = at(j);
+      const link = c.links[i];
+      if (!(c.keyIds[i] > 0) || typeof link !== 'string' || !UUID.test(link) || c.material.length < (i + 1) * len) {
+        throw new KeyStoreError('INVALID_PROPOSAL', `group ${JSON.stringify(group)}: proposal ${link} does not fit ${cipher}`);
       }
-      return { kh: this.#hmac(group, r.keyValue), sh: r.subject === null ? null : this.#hmac(group, r.subject) };
-    });
+      kh[j] = this.#hmac(group, c.values[i]);
+      const subject = c.subjects[i];
+      sh[j] = subject === null || subject === undefined ? null : this.#hmac(group, subject);
+    }
     // Wrapping happens before the lock is taken, as the CLI does; one call
     // to the OS for every nonce of the batch.
     const kek = this.#kek;
-    const nonces = kek ? randomBytes(12 * requests.length) : null;
-    const materials = requests.map((r, i) =>
-      kek ? wrap(kek, r.proposal.material, r.proposal.keyLink, nonces!.subarray(12 * i, 12 * i + 12)) : Buffer.from(r.proposal.material),
-    );
+    const nonces = kek ? randomBytes(12 * n) : null;
+    const proposal = (i: number) => Buffer.from(c.material.buffer, c.material.byteOffset + i * len, len);
+    const materials: Buffer[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const i = at(j);
+      // SQLite copies what is bound; a view is enough without a KEK.
+      materials[j] = kek ? wrap(kek, proposal(i), c.links[i], nonces!.subarray(12 * j, 12 * j + 12)) : proposal(i);
+    }
     const wrapped = kek ? 1 : 0;
-    const db = this.#db;
     const now = BigInt(Date.now());
     type Row = { key_link: string; key_id: number | bigint; cipher: string; material: Buffer; wrapped: number | bigint; uses: number | bigint };
-    const { value: rows, txn } = this.#write(requests.length, hold, () => {
+    const { value: rows, txn } = this.#write(n, hold, () => {
       this.#statement('group').run(group, cipher, now);
       const stored = this.#statement('groupCipher').get(group).cipher as string;
       if (stored !== cipher) {
@@ -492,24 +509,31 @@ export class SqliteKeyStore implements KeyStore {
       // In primary-key order, as the host: consecutive inserts walk
       // neighbouring pages (HMACs arrive in random order).
       // (By the HMAC's first 48 bits: a number compare; ties, rare, by all of it.)
-      const lead = prepared.map((p) => p.kh.readUIntBE(0, 6));
-      const order = requests.map((_, i) => i);
-      order.sort((a, b) => lead[a] - lead[b] || Buffer.compare(prepared[a].kh, prepared[b].kh) || requests[a].window - requests[b].window);
-      const rows: (Row | null)[] = new Array(requests.length).fill(null);
-      for (const i of order) {
-        const r = requests[i];
-        const k = r.proposal;
-        const { kh, sh } = prepared[i];
-        const w = BigInt(r.window);
-        const inserted = insert.run(group, kh, w, BigInt(r.windowStartMs), k.keyLink, BigInt(k.keyId), cipher, materials[i], wrapped, sh, now).changes;
+      const lead = new Float64Array(n);
+      for (let j = 0; j < n; j++) lead[j] = kh[j].readUIntBE(0, 6);
+      const order = Array.from({ length: n }, (_, j) => j);
+      order.sort((a, b) => lead[a] - lead[b] || Buffer.compare(kh[a], kh[b]) || c.windows[at(a)] - c.windows[at(b)]);
+      const rows: (Row | null)[] = new Array(n).fill(null);
+      for (const j of order) {
+        const i = at(j);
+        const w = BigInt(c.windows[i]);
+        const inserted = insert.run(group, kh[j], w, BigInt(c.windowStartMs[i]), c.links[i], BigInt(c.keyIds[i]), cipher, materials[j], wrapped, sh[j], now).changes;
         // Otherwise another job (or an earlier request of this batch)
         // got there first: its key, decoded (unwrapped) after the lock.
-        if (inserted !== 1) rows[i] = select.get(group, kh, w) as Row;
+        if (inserted !== 1) rows[j] = select.get(group, kh[j], w) as Row;
       }
       return rows;
     });
-    const keys = rows.map((row, i) => {
-      if (row === null) return { ...requests[i].proposal, usesBefore: 0 };
+    const keys: PackedKeys = { links: new Array(n), keyIds: new Uint32Array(n), material: new Uint8Array(n * len), usesBefore: new Float64Array(n) };
+    for (let j = 0; j < n; j++) {
+      const row = rows[j];
+      if (row === null) {
+        const i = at(j);
+        keys.links[j] = c.links[i];
+        keys.keyIds[j] = c.keyIds[i];
+        keys.material.set(c.material.subarray(i * len, (i + 1) * len), j * len);
+        continue;
+      }
       const keyLink = row.key_link;
       let material: Uint8Array;
       if (Number(row.wrapped)) {
@@ -518,14 +542,18 @@ export class SqliteKeyStore implements KeyStore {
         if (!kek) throw new KeyStoreError('KEY_STORE', `corrupt key store: key ${keyLink}: wrapped key material in a store opened without a KEK`);
         material = unwrap(kek, row.material, keyLink);
       } else {
-        material = new Uint8Array(row.material);
+        material = row.material;
       }
       const keyId = Number(row.key_id);
-      if (row.cipher !== cipher || material.length !== KEY_LEN[cipher] || !(keyId > 0 && keyId <= 0xffffffff)) {
+      if (row.cipher !== cipher || material.length !== len || !(keyId > 0 && keyId <= 0xffffffff)) {
         throw new KeyStoreError('KEY_STORE', `key ${keyLink}: stored key is malformed`);
       }
-      return { keyLink, keyId, cipher, material, usesBefore: Number(row.uses) };
-    });
+      keys.links[j] = keyLink;
+      keys.keyIds[j] = keyId;
+      keys.material.set(material, j * len);
+      keys.usesBefore[j] = Number(row.uses);
+      material.fill(0);
+    }
     return { keys, txn };
   }
 
