@@ -183,6 +183,68 @@ impl CellCipher {
         }
     }
 
+    /// Seals the cells of one row under this key and appends each one's raw
+    /// Tink ciphertext (as [`Self::seal`] writes it) to `raw`, its range
+    /// pushed to `spans`: cell `k` has plaintext `plaintext(k)`, associated
+    /// data `aad(k)` and (GCM) nonce `nonces[k]`. For GCM the cells go
+    /// through the block cipher together ([`crate::gcm`]), which is where a
+    /// row of short cells saves most of its AES work in WebAssembly.
+    ///
+    /// # Security
+    /// For GCM, no nonce may repeat under this key.
+    pub(crate) fn seal_row<'a>(
+        &self,
+        nonces: &[[u8; 12]],
+        plaintext: impl Fn(usize) -> &'a [u8],
+        aad: impl Fn(usize) -> &'a [u8],
+        cells: &mut Vec<crate::gcm::CellAt>,
+        raw: &mut Vec<u8>,
+        spans: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
+        raw.clear();
+        spans.clear();
+        match &self.engine {
+            Engine::Gcm(gcm) => {
+                cells.clear();
+                for (k, nonce) in nonces.iter().enumerate() {
+                    let start = raw.len();
+                    raw.extend_from_slice(&self.prefix);
+                    raw.extend_from_slice(nonce);
+                    let at = raw.len();
+                    let p = plaintext(k);
+                    raw.extend_from_slice(p);
+                    raw.extend_from_slice(&[0u8; TAG_LEN]);
+                    cells.push(crate::gcm::CellAt { nonce: *nonce, at, len: p.len() });
+                    spans.push((start, raw.len()));
+                }
+                // Only above GCM's 64 GiB limit, which no cell reaches.
+                gcm.seal_cells(raw, cells, &aad).ok_or_else(Error::crypto)?;
+            }
+            Engine::Siv(_) => {
+                for (k, nonce) in nonces.iter().enumerate() {
+                    let start = raw.len();
+                    raw.extend_from_slice(&self.prefix);
+                    self.seal_body(&[aad(k)], plaintext(k), nonce, raw)?;
+                    spans.push((start, raw.len()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the standard padded Base64 of `raw` to `out`.
+    pub fn base64_into(raw: &[u8], out: &mut Vec<u8>) {
+        let Some(len) = base64::encoded_len(raw.len(), true) else {
+            return;
+        };
+        let start = out.len();
+        out.resize(start + len, 0);
+        // `out[start..]` has exactly the encoded length, so this cannot fail.
+        if BASE64.encode_slice(raw, &mut out[start..]).is_err() {
+            out.truncate(start);
+        }
+    }
+
     /// Encrypts `plaintext` and appends the raw Tink ciphertext, prefix
     /// included, to `out` (used to wrap keysets under a key-encryption key).
     ///

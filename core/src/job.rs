@@ -236,6 +236,11 @@ pub struct Job {
 #[derive(Default)]
 struct Scratch {
     sealed: Vec<u8>,
+    /// The row's sealed cells: their columns, nonces and ranges in `sealed`.
+    sealed_cols: Vec<usize>,
+    nonces: Vec<[u8; 12]>,
+    spans: Vec<(usize, usize)>,
+    gcm_cells: Vec<crate::gcm::CellAt>,
     cells: Vec<u8>,
     cell_ends: Vec<usize>,
     mask: String,
@@ -863,13 +868,14 @@ impl State {
         let gcm = key.key.cipher == CipherKind::Aes256Gcm;
         let field_aad = self.config.encryption.associated_data == AssociatedData::FieldName;
 
-        // Encrypted cells of this row, kept for the derived outputs.
-        s.cells.clear();
-        s.cell_ends.clear();
+        // Encrypted cells of this row, kept for the derived outputs: sealed
+        // together (one run of the block cipher for the row), then laid out
+        // in column order.
+        s.sealed_cols.clear();
+        s.nonces.clear();
         let mut nonce = [0u8; 12];
         for i in 0..n {
-            let v = field(i);
-            if cols.pii[i].is_some() && !v.is_empty() {
+            if cols.pii[i].is_some() && !field(i).is_empty() {
                 if slot.uses + key.uses_before >= self.encryption_cap {
                     return Err(ErrorKind::KeyUsageLimit { key_link: key.key_link.clone() }.into());
                 }
@@ -878,10 +884,30 @@ impl State {
                 if gcm {
                     self.nonce_rng.fill(&mut nonce);
                 }
-                let aad = if field_aad { cols.names[i].as_bytes() } else { &[] };
-                cipher.seal_base64(v.as_bytes(), aad, &nonce, &mut s.sealed, &mut s.cells);
+                s.sealed_cols.push(i);
+                s.nonces.push(nonce);
+            }
+        }
+        let sealed_cols = &s.sealed_cols;
+        let names = &cols.names;
+        cipher.seal_row(
+            &s.nonces,
+            |k| field(sealed_cols[k]).as_bytes(),
+            |k| if field_aad { names[sealed_cols[k]].as_bytes() } else { &[] },
+            &mut s.gcm_cells,
+            &mut s.sealed,
+            &mut s.spans,
+        )?;
+        s.cells.clear();
+        s.cell_ends.clear();
+        let mut next = 0;
+        for i in 0..n {
+            if next < s.sealed_cols.len() && s.sealed_cols[next] == i {
+                let (from, to) = s.spans[next];
+                CellCipher::base64_into(&s.sealed[from..to], &mut s.cells);
+                next += 1;
             } else {
-                s.cells.extend_from_slice(v.as_bytes());
+                s.cells.extend_from_slice(field(i).as_bytes());
             }
             s.cell_ends.push(s.cells.len());
         }
