@@ -26,7 +26,9 @@ export interface GivenKey {
 /** @internal */
 export class GivenKeys {
   #limit: number;
-  #index = new Map<string, number>();
+  /** Slots by window, then by key-field value (no string made per lookup). */
+  #index = new Map<number, Map<string, number>>();
+
   #links: string[] = [];
   #ids: Uint32Array;
   #uses: Float64Array;
@@ -44,13 +46,9 @@ export class GivenKeys {
     this.#material = new Uint8Array(n * keyLen);
   }
 
-  static #id(value: string, window: number): string {
-    return `${window}\u0000${value}`;
-  }
-
   /** The slot of the key given for (value, window), or -1. */
   slot(value: string, window: number): number {
-    return this.#index.get(GivenKeys.#id(value, window)) ?? -1;
+    return this.#index.get(window)?.get(value) ?? -1;
   }
 
   /** Slot `s`'s key link, key id and the store's use count. */
@@ -77,12 +75,13 @@ export class GivenKeys {
 
   /** `put` of a key in columns: its material at `material[at .. at + key length]`. */
   putColumns(value: string, window: number, keyLink: string, keyId: number, material: Uint8Array, at: number, usesBefore: number): void {
-    const id = GivenKeys.#id(value, window);
-    if (this.#index.has(id)) return;
+    if (this.slot(value, window) >= 0) return;
     if (this.#links.length >= this.#limit) this.clear();
     const s = this.#links.length;
     if (s >= this.#ids.length) this.#grow();
-    this.#index.set(id, s);
+    let byValue = this.#index.get(window);
+    if (!byValue) this.#index.set(window, (byValue = new Map()));
+    byValue.set(value, s);
     this.#links.push(keyLink);
     this.#ids[s] = keyId;
     this.#uses[s] = usesBefore;

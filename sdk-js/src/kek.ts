@@ -546,4 +546,3 @@ export async function encryptKeysCsv(text: string, kek: Kek, seal: KekSeal = web
   // No promise per row when sealing is synchronous (Node).
   return { out: (pending ? await Promise.all(rows) : (rows as string[])).join(''), rest: text.slice(consumed) };
 }
-

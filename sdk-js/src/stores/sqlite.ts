@@ -496,7 +496,7 @@ export class SqliteKeyStore implements KeyStore {
       materials[j] = kek ? wrap(kek, proposal(i), c.links[i], nonces!.subarray(12 * j, 12 * j + 12)) : proposal(i);
     }
     const wrapped = kek ? 1 : 0;
-    const now = BigInt(Date.now());
+    const now = Date.now();
     type Row = { key_link: string; key_id: number | bigint; cipher: string; material: Buffer; wrapped: number | bigint; uses: number | bigint };
     const { value: rows, txn } = this.#write(n, hold, () => {
       this.#statement('group').run(group, cipher, now);
@@ -516,8 +516,9 @@ export class SqliteKeyStore implements KeyStore {
       const rows: (Row | null)[] = new Array(n).fill(null);
       for (const j of order) {
         const i = at(j);
-        const w = BigInt(c.windows[i]);
-        const inserted = insert.run(group, kh[j], w, BigInt(c.windowStartMs[i]), c.links[i], BigInt(c.keyIds[i]), cipher, materials[j], wrapped, sh[j], now).changes;
+        // Numbers bind as SQLite integers (all of these are well below 2^53).
+        const w = c.windows[i];
+        const inserted = insert.run(group, kh[j], w, c.windowStartMs[i], c.links[i], c.keyIds[i], cipher, materials[j], wrapped, sh[j], now).changes;
         // Otherwise another job (or an earlier request of this batch)
         // got there first: its key, decoded (unwrapped) after the lock.
         if (inserted !== 1) rows[j] = select.get(group, kh[j], w) as Row;
