@@ -44,6 +44,26 @@ struct Answer {
     uses: u64,
 }
 
+/// SipHash-1-3 (128-bit) of a (key-field value, window), under `hash_key`.
+fn id_with(hash_key: (u64, u64), value: &str, window: i64) -> u128 {
+    let mut h = SipHasher13::new_with_keys(hash_key.0, hash_key.1);
+    h.write(&(value.len() as u64).to_le_bytes());
+    h.write(value.as_bytes());
+    h.write(&window.to_le_bytes());
+    h.finish128().as_u128()
+}
+
+/// A 128-bit id of a (key-field value, window) under a secret 16-byte
+/// `key` (SipHash-1-3, the answer table's id): for a host that remembers the
+/// keys it gave several engine jobs without keeping the values themselves.
+/// With a random key per job, two different combinations share an id with
+/// probability about 2^-128 per pair, and the ids reveal nothing of the
+/// values without the key.
+pub fn request_id(key: &[u8; 16], value: &str, window: i64) -> u128 {
+    let (a, b) = key.split_at(8);
+    id_with((u64::from_le_bytes(a.try_into().expect("8 bytes")), u64::from_le_bytes(b.try_into().expect("8 bytes"))), value, window)
+}
+
 pub(crate) struct Answers {
     hash_key: (u64, u64),
     map: HashMap<u128, Answer>,
@@ -77,11 +97,7 @@ impl Answers {
 
     /// The entry id of a (key-field value, window).
     pub(crate) fn id(&self, value: &str, window: i64) -> u128 {
-        let mut h = SipHasher13::new_with_keys(self.hash_key.0, self.hash_key.1);
-        h.write(&(value.len() as u64).to_le_bytes());
-        h.write(value.as_bytes());
-        h.write(&window.to_le_bytes());
-        h.finish128().as_u128()
+        id_with(self.hash_key, value, window)
     }
 
     /// The key remembered under `id`, with this job's uses so far added to
@@ -223,6 +239,18 @@ mod tests {
         assert!(parse_uuid("0E1A2B3C-0000-4000-8000-000000000000").is_none());
         assert!(parse_uuid("0e1a2b3c00000-4000-8000-000000000000").is_none());
         assert!(parse_uuid("not a uuid").is_none());
+    }
+
+    #[test]
+    fn request_ids_depend_on_the_value_the_window_and_the_key() {
+        let k = [5u8; 16];
+        let id = super::request_id(&k, "sess-1", 20_000);
+        assert_eq!(id, super::request_id(&k, "sess-1", 20_000));
+        assert_ne!(id, super::request_id(&k, "sess-1", 20_001));
+        assert_ne!(id, super::request_id(&k, "sess-2", 20_000));
+        assert_ne!(id, super::request_id(&[6u8; 16], "sess-1", 20_000));
+        // Length-prefixed: no value/window boundary to slide.
+        assert_ne!(super::request_id(&k, "a", 1), super::request_id(&k, "a\u{1}", 0));
     }
 
     #[test]

@@ -37,6 +37,7 @@ extern crate alloc;
 extern crate std;
 
 mod answers;
+pub use answers::request_id;
 mod gcm;
 pub mod cipher;
 pub mod config;

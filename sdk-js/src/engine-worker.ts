@@ -21,6 +21,7 @@ export interface WorkerInit {
   answerCache: number;
   header: Uint8Array;
   headerLines: number;
+  idKey: Uint8Array;
 }
 
 /** @internal A chunk: its place in the file and its counts. */
@@ -78,7 +79,7 @@ async function answer(index: number): Promise<void> {
   if (!requests.windows.length) return;
   const keys = await new Promise<PackedKeys>((resolve) => {
     answerKeys = resolve;
-    const moved = [requests.windows, requests.windowStartMs, requests.keyIds, requests.material].map((a) => a.buffer as ArrayBuffer);
+    const moved = [requests.windows, requests.windowStartMs, requests.keyIds, requests.material, ...(requests.ids ? [requests.ids] : [])].map((a) => a.buffer as ArrayBuffer);
     port.postMessage({ t: 'keys', index, requests }, moved);
   });
   job.provideKeysPacked(keys.links, keys.keyIds, keys.material, keys.usesBefore);
@@ -125,6 +126,7 @@ let queue: Promise<void> = (async () => {
   job = new Job(init.json, init.contracts, init.secrets, init.seed);
   job.omitKeysOutput();
   job.packKeyUses();
+  job.setRequestIdKey(init.idKey);
   job.setKeyCacheLimit(init.keyCache);
   job.setAnswerCacheLimit(init.answerCache);
   // The headers: the pool writes them once; this job's are dropped.

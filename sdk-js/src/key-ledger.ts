@@ -18,6 +18,39 @@ export type KeyUses = [string, number][] | { ids: Uint32Array; uses: Float64Arra
 /** Two lowercase hex digits of every byte. */
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
+/**
+ * @internal Parses a canonical UUID (lowercase, hyphenated) into four
+ * big-endian words at `out[at..at + 4]`; false (and `out` partly written) for
+ * any other link.
+ */
+export function parseUuid(link: string, out: Uint32Array, at: number): boolean {
+  if (link.length !== 36) return false;
+  let word = 0;
+  let digits = 0;
+  for (let i = 0; i < 36; i++) {
+    const c = link.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d) return false;
+      continue;
+    }
+    const v = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (v < 0) return false;
+    word = (word << 4) | v;
+    if (++digits % 8 === 0) out[at + digits / 8 - 1] = word >>> 0;
+  }
+  return true;
+}
+
+/** @internal The canonical UUID text of the four words at `ids[at..at + 4]`. */
+export function formatUuid(ids: Uint32Array, at: number): string {
+  const hex = (x: number) => HEX[x >>> 24] + HEX[(x >>> 16) & 255] + HEX[(x >>> 8) & 255] + HEX[x & 255];
+  const w1 = ids[at + 1], w2 = ids[at + 2];
+  return (
+    hex(ids[at]) + '-' + HEX[w1 >>> 24] + HEX[(w1 >>> 16) & 255] + '-' + HEX[(w1 >>> 8) & 255] + HEX[w1 & 255] + '-' +
+    HEX[w2 >>> 24] + HEX[(w2 >>> 16) & 255] + '-' + HEX[(w2 >>> 8) & 255] + HEX[w2 & 255] + hex(ids[at + 3])
+  );
+}
+
 /** @internal Key links seen by a job, with their use counts. */
 export class KeyLedger {
   /** Open addressing: 4 words of id per slot; `used[i]` = 1 when taken. */
@@ -39,21 +72,7 @@ export class KeyLedger {
 
   /** Parses a canonical UUID (lowercase, hyphenated) into `#w`; false for any other link. */
   #parse(link: string): boolean {
-    if (link.length !== 36) return false;
-    let word = 0;
-    let digits = 0;
-    for (let i = 0; i < 36; i++) {
-      const c = link.charCodeAt(i);
-      if (i === 8 || i === 13 || i === 18 || i === 23) {
-        if (c !== 0x2d) return false;
-        continue;
-      }
-      const v = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
-      if (v < 0) return false;
-      word = (word << 4) | v;
-      if (++digits % 8 === 0) this.#w[digits / 8 - 1] = word >>> 0;
-    }
-    return true;
+    return parseUuid(link, this.#w, 0);
   }
 
   /** The slot of the id in `#w`, or of the free slot where it belongs. */
@@ -154,19 +173,14 @@ export class KeyLedger {
    */
   *slices(size: number): Generator<[string, number][]> {
     let batch: [string, number][] = [];
-    const hex = (x: number) => HEX[x >>> 24] + HEX[(x >>> 16) & 255] + HEX[(x >>> 8) & 255] + HEX[x & 255];
     // Slots by the order their keys were first recorded (`#seq` is 0..count-1).
     const bySeq = new Int32Array(this.#count).fill(-1);
     for (let i = 0; i < this.#used.length; i++) {
       if (this.#used[i] && this.#uses[i] !== 0) bySeq[this.#seq[i]] = i;
     }
-    const ids = this.#ids;
     for (const i of bySeq) {
       if (i < 0) continue;
-      const w1 = ids[4 * i + 1], w2 = ids[4 * i + 2];
-      const link =
-        hex(ids[4 * i]) + '-' + HEX[w1 >>> 24] + HEX[(w1 >>> 16) & 255] + '-' + HEX[(w1 >>> 8) & 255] + HEX[w1 & 255] + '-' +
-        HEX[w2 >>> 24] + HEX[(w2 >>> 16) & 255] + '-' + HEX[(w2 >>> 8) & 255] + HEX[w2 & 255] + hex(ids[4 * i + 3]);
+      const link = formatUuid(this.#ids, 4 * i);
       batch.push([link, this.#uses[i]]);
       if (batch.length === size) {
         yield batch;

@@ -76,6 +76,7 @@ export class EnginePool {
         keyCache: o.keyCache,
         answerCache: o.answerCache,
         header: o.header,
+        idKey: o.idKey,
         headerLines: pool.#linesBefore,
       };
       const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: init });

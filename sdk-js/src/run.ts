@@ -54,6 +54,8 @@ export interface PoolRequest {
   header: Uint8Array;
   /** The source's delimiter (a byte), for cutting between records. */
   delimiter: number;
+  /** The key of the engine jobs' request ids (`Job.setRequestIdKey`). */
+  idKey: Uint8Array;
   /** Answers chunk `index`'s key requests (in columns; -1: an engine job's end); called one at a time. */
   answer(requests: PackedRequests, index: number): Promise<PackedKeys>;
   /** Writes chunk `index`'s outputs (-1: an engine job's end); called one at a time, in input order. */
@@ -228,6 +230,14 @@ export const DEFAULT_KEY_CACHE = 65_536;
  * 229 376, so the table's hash index stays at 2^18 buckets (~23 MB).
  */
 export const DEFAULT_ANSWER_CACHE = 200_000;
+
+/**
+ * The calling thread's table of keys given holds this many times
+ * `answerCache` keys (~100 bytes each): every key of a job up to a few
+ * million rows of this kind of data, so keys an engine job's answer table
+ * forgot are not asked from the store again.
+ */
+const GIVEN_KEYS_PER_ANSWER = 8;
 
 /** Key links per `recordUses` call at the end of a job (as the CLI). */
 const RECORD_USES_BATCH = 65_536;
@@ -425,6 +435,8 @@ export async function runWith<S, O>(
   // every key it meets once; keys another one was given already are
   // answered from `givenKeys`, the rest by the store.
   let givenKeys: GivenKeys | undefined;
+  // The key of the engine jobs' request ids (random per job, never leaves the process).
+  const idKey = crypto.getRandomValues(new Uint8Array(16));
   // Keys answered per chunk, listed when the chunk is written.
   const chunkKeys = new Map<number, { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }>();
   // The keys output's rows of keys (the core's writer, in columns).
@@ -464,7 +476,7 @@ export async function runWith<S, O>(
     const out: PackedKeys = { links: new Array(n), keyIds: new Uint32Array(n), material: new Uint8Array(n * keyLen), usesBefore: new Float64Array(n) };
     const ask: number[] = [];
     for (let i = 0; i < n; i++) {
-      const s = givenKeys!.slot(p.values[i], p.windows[i]);
+      const s = p.ids ? givenKeys!.slot(p.ids, i) : -1;
       if (s < 0) {
         ask.push(i);
         continue;
@@ -491,7 +503,7 @@ export async function runWith<S, O>(
         const link = keys.links[j];
         if (typeof link !== 'string') throw new KeyStoreError('KEY_STORE', `key store: answer ${j} has no key link`);
         // Remembered with the store's count; this job's uses are added when given again.
-        givenKeys!.putColumns(p.values[i], p.windows[i], link, keys.keyIds[j], keys.material, j * keyLen, keys.usesBefore[j]);
+        if (p.ids) givenKeys!.put(p.ids, i, link, keys.keyIds[j], keys.material, j * keyLen, keys.usesBefore[j]);
         out.links[i] = link;
         out.keyIds[i] = keys.keyIds[j];
         out.material.set(keys.material.subarray(j * keyLen, (j + 1) * keyLen), i * keyLen);
@@ -514,7 +526,7 @@ export async function runWith<S, O>(
           throw new KeyStoreError('KEY_STORE', `key store: answer ${j} is not a ${desc.cipher} key`);
         }
         // Remembered with the store's count; this job's uses are added when given again.
-        givenKeys!.put(p.values[i], p.windows[i], { ...k, usesBefore: k.usesBefore - ledger.uses(k.keyLink) });
+        if (p.ids) givenKeys!.put(p.ids, i, k.keyLink, k.keyId, k.material, 0, k.usesBefore - ledger.uses(k.keyLink));
         out.links[i] = k.keyLink;
         out.keyIds[i] = k.keyId;
         out.material.set(k.material, i * keyLen);
@@ -557,7 +569,7 @@ export async function runWith<S, O>(
     const end = splitter.firstRecordEnd(all);
     splitter.free();
     if (end === undefined) return false;
-    givenKeys = new GivenKeys(answerCache, desc.cipher, keyLen);
+    givenKeys = new GivenKeys(GIVEN_KEYS_PER_ANSWER * answerCache, keyLen);
     const header = all.slice(0, end);
     // The header is checked (and its outputs written) by this thread's job.
     job!.push(header);
@@ -573,6 +585,7 @@ export async function runWith<S, O>(
       chunkBytes,
       header,
       delimiter: desc.delimiter,
+      idKey,
       answer: answerPacked,
       write: writeChunk,
     });
@@ -705,6 +718,7 @@ export async function runWith<S, O>(
     await pool?.terminate();
     await session?.close().catch(() => {});
     givenKeys?.clear();
+    idKey.fill(0);
     for (const c of chunkKeys.values()) c.material.fill(0);
     job?.free();
   }

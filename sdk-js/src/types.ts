@@ -104,6 +104,8 @@ export interface PackedRequests {
   links: string[];
   keyIds: Uint32Array;
   material: Uint8Array;
+  /** The requests' 128-bit keyed ids, four words each (`Job.setRequestIdKey`). */
+  ids?: Uint32Array;
 }
 
 /** @internal Keys in columns (`Job.provideKeysPacked`). */

@@ -228,3 +228,52 @@ test('the key ledger keeps every key across growth (UUIDs and other links), uses
   assert.deepEqual(all.flat().map(([k]) => k), [...uuids, ...links.filter((k) => k.startsWith('custom-'))]);
   assert.equal(l.uses(crypto.randomUUID()), 0);
 });
+
+test('the table of keys given finds keys by the engine jobs\' request ids, across growth; bounded; custom links not kept', async () => {
+  await initKeylinkNode();
+  const { GivenKeys } = await import('../dist/given-keys.js');
+  // The engine computes the ids: the same (value, window) gives the same id in every engine job of a job.
+  const idKey = new Uint8Array(16).fill(7);
+  const ids = (values, windows) => {
+    const j = new Job(JSON.stringify(clickstreamJob()), {}, { 'env:MASK_SEED': 'pepper' }, new Uint8Array(32).fill(values.length % 250));
+    j.setRequestIdKey(idKey);
+    const header = 'event_id,session_id,timestamp,consent,email,customer_id,ip_address,page,product_sku,price,country\n';
+    const rows = values.map((v, i) => `${i},${v},${new Date(windows[i] * 86_400_000).toISOString()},[1],a@b.c,C1,10.0.0.1,/,SKU,1.00,NL\n`);
+    j.push(new TextEncoder().encode(header + rows.join('')));
+    const r = j.keyRequestsPacked();
+    j.free();
+    return r;
+  };
+  const n = 3000;
+  const values = Array.from({ length: n }, (_, i) => `sess-${i % 1500}`);
+  const windows = Array.from({ length: n }, (_, i) => 20000 + Math.floor(i / 1500));
+  const r = ids(values, windows);
+  assert.equal(r.windows.length, n);
+  assert.equal(r.ids.length, 4 * n);
+  const again = ids(values.slice(0, 10), windows.slice(0, 10));
+  assert.deepEqual(again.ids, r.ids.subarray(0, 40), 'another engine job, another seed: the same ids');
+  const g = new GivenKeys(10_000, 32);
+  const material = new Uint8Array(32 * n).map((_, i) => i % 251);
+  for (let i = 0; i < n; i++) g.put(r.ids, i, r.links[i], 1 + i, material, 32 * i, i % 5);
+  g.put(r.ids, 0, '00000000-0000-4000-8000-000000000000', 9, material, 0, 0); // already held: kept as it was
+  assert.equal(g.size, n);
+  for (let i = 0; i < n; i++) {
+    const s = g.slot(r.ids, i);
+    assert.ok(s >= 0, `key ${i}`);
+    assert.deepEqual([g.link(s), g.keyId(s), g.usesBefore(s)], [r.links[i], 1 + i, i % 5]);
+    const m = new Uint8Array(32);
+    g.copyMaterial(s, m, 0);
+    assert.deepEqual(m, material.subarray(32 * i, 32 * i + 32));
+  }
+  // A custom store's link is not kept (asked for again); a full table forgets everything.
+  const small = new GivenKeys(100, 32);
+  small.put(r.ids, 0, 'custom-link-1', 1, material, 0, 0);
+  assert.equal(small.slot(r.ids, 0), -1);
+  for (let i = 0; i < 100; i++) small.put(r.ids, i, r.links[i], 1, material, 0, 0);
+  assert.equal(small.size, 100);
+  small.put(r.ids, 100, r.links[100], 1, material, 0, 0);
+  assert.equal(small.size, 1, 'forgot the 100 it held, then took the new one');
+  assert.equal(small.slot(r.ids, 0), -1);
+  assert.ok(small.slot(r.ids, 100) >= 0);
+  assert.equal(new GivenKeys(0, 32).slot(r.ids, 0), -1);
+});

@@ -63,6 +63,8 @@ pub struct Job {
     config: JobConfig,
     /// `keyUses` in columns (`packKeyUses`).
     packed_uses: bool,
+    /// The key of the requests' ids (`setRequestIdKey`).
+    request_id_key: Option<zeroize::Zeroizing<[u8; 16]>>,
 }
 
 #[wasm_bindgen]
@@ -101,7 +103,22 @@ impl Job {
             out: CoreOutputs::default(),
             config,
             packed_uses: false,
+            request_id_key: None,
         })
+    }
+
+    /// From now on `keyRequestsPacked` also gives `ids`: four big-endian
+    /// words per request, the 128-bit keyed id of its (key-field value,
+    /// window) under `key` (16 bytes, the same for every engine job of a
+    /// job, random per job), so the host can remember keys by id rather
+    /// than by value.
+    #[wasm_bindgen(js_name = setRequestIdKey)]
+    pub fn set_request_id_key(&mut self, key: &[u8]) -> Result<(), JsValue> {
+        let key: [u8; 16] = key
+            .try_into()
+            .map_err(|_| js_error(Error::state("the request id key must be 16 bytes")))?;
+        self.request_id_key = Some(zeroize::Zeroizing::new(key));
+        Ok(())
     }
 
     /// From now on, `keyUses` (of every drain and of the summary) comes in
@@ -302,6 +319,16 @@ impl Job {
         set(&o, "keyIds", &js_sys::Uint32Array::from(&ids[..]));
         set(&o, "material", &Uint8Array::from(&material[..]));
         zeroize::Zeroize::zeroize(&mut material);
+        if let Some(key) = &self.request_id_key {
+            let mut ids = Vec::with_capacity(4 * reqs.len());
+            for r in reqs {
+                let id = keylink_core::request_id(key, &r.key_value, r.window);
+                for w in 0..4 {
+                    ids.push((id >> (96 - 32 * w)) as u32);
+                }
+            }
+            set(&o, "ids", &js_sys::Uint32Array::from(&ids[..]));
+        }
         o
     }
 
