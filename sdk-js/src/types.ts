@@ -270,7 +270,11 @@ export interface RunOptionsBase<S, O> extends RunOutputs<O> {
    * which on data without locality (each key-field value spread over the
    * whole file) saves most store round trips. When full it forgets a
    * quarter of its keys. Only AES-256-GCM keys are kept. `0` turns it off.
-   * Outputs do not depend on it.
+   * With engine jobs in worker threads (Node), the calling thread also
+   * remembers the keys it gave them, by a keyed id of (key-field value,
+   * window), for up to 8 times this many keys (~100 bytes each, any cipher),
+   * so keys one engine job was given, or an answer table forgot, are not
+   * asked of the store again. Outputs do not depend on it.
    */
   answerCache?: number;
   /** Heartbeat interval in ms (default 10000). */
