@@ -34,7 +34,7 @@ export interface NodeRunOptions extends Partial<RunOptionsBase<NodeSource, NodeO
   /**
    * Engine jobs in parallel, each in a worker thread (default: the number of
    * CPUs, at most 8; `1`: one engine job on the calling thread). Used for
-   * inputs of more than two chunks (`chunkBytes`, 8 MiB by default); smaller
+   * inputs of more than two chunks (`chunkBytes`, 4 MiB by default); smaller
    * ones run on the calling thread. The input is cut into chunks that end on
    * record boundaries and outputs are written in input order, as the CLI's
    * `--workers`. Each engine job costs its own engine memory (key caches

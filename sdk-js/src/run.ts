@@ -78,7 +78,12 @@ const FINAL_START_CODES = new Set([
   'INVALID_KEK', 'KEK_MISMATCH', 'KEK_NOT_EXPECTED', 'KEK_REQUIRED',
 ]);
 
-const DEFAULT_CHUNK = 4 << 20;
+/**
+ * Bytes per chunk (2 MiB): with worker threads, 1-2 MiB chunks peaked
+ * 150-200 MB lower than 4 MiB ones on the 1M-row benchmark (fewer output
+ * bytes in flight), at no measurable cost in time.
+ */
+const DEFAULT_CHUNK = 2 << 20;
 
 /** @internal A sink that drops everything (an output the caller did not ask for). */
 export const discard: Sink = { write: async () => {}, commit: async () => {}, abort: async () => {} };

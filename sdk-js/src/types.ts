@@ -279,7 +279,7 @@ export interface RunOptionsBase<S, O> extends RunOutputs<O> {
   answerCache?: number;
   /** Heartbeat interval in ms (default 10000). */
   heartbeatMs?: number;
-  /** Bytes pushed into the engine per call (default 4 MiB). */
+  /** Bytes pushed into the engine per call, and per chunk of parallel engine jobs (default 2 MiB). */
   chunkBytes?: number;
   /** Start attempts after the first for transient start failures (default 3). */
   startRetries?: number;
