@@ -15,8 +15,10 @@
  */
 export type KeyUses = [string, number][] | { ids: Uint32Array; uses: Float64Array; other: [string, number][] };
 
-/** Two lowercase hex digits of every byte. */
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+/** Character codes of the lowercase hex digits. */
+const DIGIT = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const HYPHEN = 0x2d;
+const fromCharCode = String.fromCharCode;
 
 /**
  * @internal Parses a canonical UUID (lowercase, hyphenated) into four
@@ -41,13 +43,23 @@ export function parseUuid(link: string, out: Uint32Array, at: number): boolean {
   return true;
 }
 
-/** @internal The canonical UUID text of the four words at `ids[at..at + 4]`. */
+/**
+ * @internal The canonical UUID text of the four words at `ids[at..at + 4]`.
+ * Made in one piece from character codes: concatenating pieces makes V8
+ * build a rope of ~15 nodes (~430 bytes, against ~55 for the flat string,
+ * and three times the time), and this runs for every key given and every
+ * key whose uses are recorded.
+ */
 export function formatUuid(ids: Uint32Array, at: number): string {
-  const hex = (x: number) => HEX[x >>> 24] + HEX[(x >>> 16) & 255] + HEX[(x >>> 8) & 255] + HEX[x & 255];
-  const w1 = ids[at + 1], w2 = ids[at + 2];
-  return (
-    hex(ids[at]) + '-' + HEX[w1 >>> 24] + HEX[(w1 >>> 16) & 255] + '-' + HEX[(w1 >>> 8) & 255] + HEX[w1 & 255] + '-' +
-    HEX[w2 >>> 24] + HEX[(w2 >>> 16) & 255] + '-' + HEX[(w2 >>> 8) & 255] + HEX[w2 & 255] + hex(ids[at + 3])
+  const a = ids[at], b = ids[at + 1], c = ids[at + 2], d = ids[at + 3];
+  const D = DIGIT;
+  return fromCharCode(
+    D[a >>> 28], D[(a >>> 24) & 15], D[(a >>> 20) & 15], D[(a >>> 16) & 15], D[(a >>> 12) & 15], D[(a >>> 8) & 15], D[(a >>> 4) & 15], D[a & 15], HYPHEN,
+    D[b >>> 28], D[(b >>> 24) & 15], D[(b >>> 20) & 15], D[(b >>> 16) & 15], HYPHEN,
+    D[(b >>> 12) & 15], D[(b >>> 8) & 15], D[(b >>> 4) & 15], D[b & 15], HYPHEN,
+    D[c >>> 28], D[(c >>> 24) & 15], D[(c >>> 20) & 15], D[(c >>> 16) & 15], HYPHEN,
+    D[(c >>> 12) & 15], D[(c >>> 8) & 15], D[(c >>> 4) & 15], D[c & 15],
+    D[d >>> 28], D[(d >>> 24) & 15], D[(d >>> 20) & 15], D[(d >>> 16) & 15], D[(d >>> 12) & 15], D[(d >>> 8) & 15], D[(d >>> 4) & 15], D[d & 15],
   );
 }
 

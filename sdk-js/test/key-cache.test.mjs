@@ -229,6 +229,20 @@ test('the key ledger keeps every key across growth (UUIDs and other links), uses
   assert.equal(l.uses(crypto.randomUUID()), 0);
 });
 
+test('key links as words and back: canonical UUID text for any words; other text refused', async () => {
+  const { parseUuid, formatUuid } = await import('../dist/key-ledger.js');
+  const w = new Uint32Array(8);
+  for (const link of ['00000000-0000-4000-8000-000000000000', 'ffffffff-ffff-4fff-bfff-ffffffffffff', ...Array.from({ length: 2000 }, () => crypto.randomUUID())]) {
+    assert.equal(parseUuid(link, w, 4), true);
+    assert.equal(formatUuid(w, 4), link);
+  }
+  w.set([0x01234567, 0x89abcdef, 0xfedcba98, 0x76543210], 0);
+  assert.equal(formatUuid(w, 0), '01234567-89ab-cdef-fedc-ba9876543210');
+  for (const bad of ['', 'custom-1', '01234567-89AB-cdef-fedc-ba9876543210', '01234567_89ab-cdef-fedc-ba9876543210', '01234567-89ab-cdef-fedc-ba98765432100']) {
+    assert.equal(parseUuid(bad, w, 0), false, bad);
+  }
+});
+
 test('the table of keys given finds keys by the engine jobs\' request ids, across growth; bounded; custom links not kept', async () => {
   await initKeylinkNode();
   const { GivenKeys } = await import('../dist/given-keys.js');
