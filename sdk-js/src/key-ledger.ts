@@ -2,9 +2,12 @@
  * The one per-key record a job keeps on the JS side when its engine job runs
  * with a bounded key cache: which keys the keys output already lists, and the
  * values encrypted with each key so far (across key-cache evictions). As the
- * CLI's host (`KeyUses`), a canonical UUID key link is kept as 128 bits in a
- * typed-array hash table (about 24-48 bytes a key, no string per key); other
- * links (custom stores may issue any) in a `Map`.
+ * CLI's host (`KeyUses`), a canonical UUID key link is kept as 128 bits:
+ * entries in typed arrays in the order keys were first recorded (24 bytes
+ * each) behind an open-addressing index of entry numbers (4 bytes a slot, at
+ * most half the slots taken): 32-64 bytes a key as the arrays double, no
+ * string or object per key. Other links (custom stores may issue any) are
+ * kept in a `Map`.
  * @packageDocumentation
  */
 
@@ -63,14 +66,19 @@ export function formatUuid(ids: Uint32Array, at: number): string {
   );
 }
 
+/** The index slot an id's four words hash to (before probing), under `mask`. */
+function slotOf(a: number, b: number, c: number, d: number, mask: number): number {
+  const h = Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b) ^ d, 0xc2b2ae35);
+  return (h ^ (h >>> 15)) & mask;
+}
+
 /** @internal Key links seen by a job, with their use counts. */
 export class KeyLedger {
-  /** Open addressing: 4 words of id per slot; `used[i]` = 1 when taken. */
+  /** Per slot: the entry there plus one (0: empty). Never more than half full. */
+  #index = new Int32Array(2048);
+  /** Entries, in the order their keys were first recorded: the link's 4 words, and its uses. */
   #ids = new Uint32Array(4 * 1024);
   #uses = new Float64Array(1024);
-  #used = new Uint8Array(1024);
-  /** Per slot: the order in which its key was first recorded. */
-  #seq = new Uint32Array(1024);
   #count = 0;
   #other = new Map<string, number>();
   /** Whether any key has a use count yet (most lookups are then answered at once). */
@@ -87,36 +95,43 @@ export class KeyLedger {
     return parseUuid(link, this.#w, 0);
   }
 
-  /** The slot of the id in `#w`, or of the free slot where it belongs. */
+  /** The index slot of the id in `#w`, or of the free slot where it belongs. */
   #slot(): number {
-    const w = this.#w;
-    const mask = this.#used.length - 1;
-    let h = Math.imul(w[0] ^ Math.imul(w[1], 0x9e3779b1) ^ Math.imul(w[2], 0x85ebca6b) ^ w[3], 0xc2b2ae35);
-    h = (h ^ (h >>> 15)) & mask;
+    const w = this.#w, ids = this.#ids, index = this.#index;
+    const mask = index.length - 1;
+    const a = w[0], b = w[1], c = w[2], d = w[3];
+    let h = slotOf(a, b, c, d, mask);
     for (;;) {
-      if (!this.#used[h]) return h;
-      const b = 4 * h;
-      if (this.#ids[b] === w[0] && this.#ids[b + 1] === w[1] && this.#ids[b + 2] === w[2] && this.#ids[b + 3] === w[3]) return h;
+      const e = index[h];
+      if (e === 0) return h;
+      const x = 4 * (e - 1);
+      if (ids[x] === a && ids[x + 1] === b && ids[x + 2] === c && ids[x + 3] === d) return h;
       h = (h + 1) & mask;
     }
   }
 
-  #grow(): void {
-    const { length } = this.#used;
-    const ids = this.#ids, uses = this.#uses, used = this.#used, seq = this.#seq;
-    this.#ids = new Uint32Array(8 * length);
-    this.#uses = new Float64Array(2 * length);
-    this.#used = new Uint8Array(2 * length);
-    this.#seq = new Uint32Array(2 * length);
-    for (let i = 0; i < length; i++) {
-      if (!used[i]) continue;
-      this.#w.set(ids.subarray(4 * i, 4 * i + 4));
-      const s = this.#slot();
-      this.#ids.set(this.#w, 4 * s);
-      this.#uses[s] = uses[i];
-      this.#used[s] = 1;
-      this.#seq[s] = seq[i];
+  /** Twice the index slots, the entries placed again. */
+  #growIndex(): void {
+    const index = new Int32Array(2 * this.#index.length);
+    const mask = index.length - 1;
+    const ids = this.#ids;
+    for (let e = 0; e < this.#count; e++) {
+      const x = 4 * e;
+      let h = slotOf(ids[x], ids[x + 1], ids[x + 2], ids[x + 3], mask);
+      while (index[h] !== 0) h = (h + 1) & mask;
+      index[h] = e + 1;
     }
+    this.#index = index;
+  }
+
+  /** Twice the room for entries. */
+  #growEntries(): void {
+    const ids = new Uint32Array(2 * this.#ids.length);
+    ids.set(this.#ids);
+    const uses = new Float64Array(2 * this.#uses.length);
+    uses.set(this.#uses);
+    this.#ids = ids;
+    this.#uses = uses;
   }
 
   /** Records `link` with `n` more uses; true if it was not recorded before. */
@@ -152,21 +167,20 @@ export class KeyLedger {
   /** `add` for the id in `#w`. */
   #addParsed(n: number): boolean {
     let s = this.#slot();
-    if (this.#used[s]) {
-      this.#uses[s] += n;
+    const found = this.#index[s];
+    if (found !== 0) {
+      this.#uses[found - 1] += n;
       return false;
     }
-    if (2 * (this.#count + 1) > this.#used.length) {
-      const w = this.#w.slice(); // #grow reuses #w
-      this.#grow();
-      this.#w.set(w);
+    if (2 * (this.#count + 1) > this.#index.length) {
+      this.#growIndex();
       s = this.#slot();
     }
-    this.#ids.set(this.#w, 4 * s);
-    this.#uses[s] = n;
-    this.#used[s] = 1;
-    this.#seq[s] = this.#count;
-    this.#count++;
+    if (this.#count === this.#uses.length) this.#growEntries();
+    const e = this.#count++;
+    this.#ids.set(this.#w, 4 * e);
+    this.#uses[e] = n;
+    this.#index[s] = e + 1;
     return true;
   }
 
@@ -174,8 +188,8 @@ export class KeyLedger {
   uses(link: string): number {
     if (!this.#anyUses) return 0;
     if (!this.#parse(link)) return this.#other.get(link) ?? 0;
-    const s = this.#slot();
-    return this.#used[s] ? this.#uses[s] : 0;
+    const e = this.#index[this.#slot()];
+    return e !== 0 ? this.#uses[e - 1] : 0;
   }
 
   /**
@@ -185,15 +199,10 @@ export class KeyLedger {
    */
   *slices(size: number): Generator<[string, number][]> {
     let batch: [string, number][] = [];
-    // Slots by the order their keys were first recorded (`#seq` is 0..count-1).
-    const bySeq = new Int32Array(this.#count).fill(-1);
-    for (let i = 0; i < this.#used.length; i++) {
-      if (this.#used[i] && this.#uses[i] !== 0) bySeq[this.#seq[i]] = i;
-    }
-    for (const i of bySeq) {
-      if (i < 0) continue;
-      const link = formatUuid(this.#ids, 4 * i);
-      batch.push([link, this.#uses[i]]);
+    for (let e = 0; e < this.#count; e++) {
+      const n = this.#uses[e];
+      if (n === 0) continue;
+      batch.push([formatUuid(this.#ids, 4 * e), n]);
       if (batch.length === size) {
         yield batch;
         batch = [];
