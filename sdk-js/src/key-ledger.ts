@@ -3,10 +3,11 @@
  * with a bounded key cache: which keys the keys output already lists, and the
  * values encrypted with each key so far (across key-cache evictions). As the
  * CLI's host (`KeyUses`), a canonical UUID key link is kept as 128 bits:
- * entries in typed arrays in the order keys were first recorded (24 bytes
- * each) behind an open-addressing index of entry numbers (4 bytes a slot, at
- * most half the slots taken): 32-64 bytes a key as the arrays double, no
- * string or object per key. Other links (custom stores may issue any) are
+ * entries in typed arrays in the order keys were first recorded (32 bytes
+ * each: the link, the uses and the store's row hint) behind an
+ * open-addressing index of entry numbers (4 bytes a slot, at most half the
+ * slots taken): 40-80 bytes a key as the arrays double, no string or object
+ * per key. Other links (custom stores may issue any) are
  * kept in a `Map`.
  * @packageDocumentation
  */
@@ -76,9 +77,10 @@ function slotOf(a: number, b: number, c: number, d: number, mask: number): numbe
 export class KeyLedger {
   /** Per slot: the entry there plus one (0: empty). Never more than half full. */
   #index = new Int32Array(2048);
-  /** Entries, in the order their keys were first recorded: the link's 4 words, and its uses. */
+  /** Entries, in the order their keys were first recorded: the link's 4 words, its uses, and the store's row hint (0: none). */
   #ids = new Uint32Array(4 * 1024);
   #uses = new Float64Array(1024);
+  #rows = new Float64Array(1024);
   #count = 0;
   #other = new Map<string, number>();
   /** Whether any key has a use count yet (most lookups are then answered at once). */
@@ -130,19 +132,26 @@ export class KeyLedger {
     ids.set(this.#ids);
     const uses = new Float64Array(2 * this.#uses.length);
     uses.set(this.#uses);
+    const rows = new Float64Array(2 * this.#rows.length);
+    rows.set(this.#rows);
     this.#ids = ids;
     this.#uses = uses;
+    this.#rows = rows;
   }
 
-  /** Records `link` with `n` more uses; true if it was not recorded before. */
-  add(link: string, n = 0): boolean {
+  /**
+   * Records `link` with `n` more uses; true if it was not recorded before.
+   * `row`: where the key store keeps the key (`PackedKeys.rows`), if known
+   * (canonical UUID links only).
+   */
+  add(link: string, n = 0, row = 0): boolean {
     if (n) this.#anyUses = true;
     if (!this.#parse(link)) {
       const had = this.#other.get(link);
       this.#other.set(link, (had ?? 0) + n);
       return had === undefined;
     }
-    return this.#addParsed(n);
+    return this.#addParsed(n, row);
   }
 
   /** Records use counts in either shape an engine job gives them (`Job.packKeyUses`). */
@@ -159,17 +168,18 @@ export class KeyLedger {
       w[2] = ids[4 * i + 2];
       w[3] = ids[4 * i + 3];
       if (counts[i]) this.#anyUses = true;
-      this.#addParsed(counts[i]);
+      this.#addParsed(counts[i], 0);
     }
     for (const [link, n] of uses.other) this.add(link, n);
   }
 
   /** `add` for the id in `#w`. */
-  #addParsed(n: number): boolean {
+  #addParsed(n: number, row: number): boolean {
     let s = this.#slot();
     const found = this.#index[s];
     if (found !== 0) {
       this.#uses[found - 1] += n;
+      if (row && !this.#rows[found - 1]) this.#rows[found - 1] = row;
       return false;
     }
     if (2 * (this.#count + 1) > this.#index.length) {
@@ -180,6 +190,7 @@ export class KeyLedger {
     const e = this.#count++;
     this.#ids.set(this.#w, 4 * e);
     this.#uses[e] = n;
+    this.#rows[e] = row;
     this.#index[s] = e + 1;
     return true;
   }
@@ -197,12 +208,22 @@ export class KeyLedger {
    * in the order keys were first recorded (for keys a job created, the order
    * of their rows in a SQLite store, so updates walk the table in order).
    */
-  *slices(size: number): Generator<[string, number][]> {
-    let batch: [string, number][] = [];
+  slices(size: number): Generator<[string, number][]> {
+    return this.#slices(size, false) as Generator<[string, number][]>;
+  }
+
+  /** `slices` with each key's row hint (0: none) as a third element. */
+  slicesWithRows(size: number): Generator<[string, number, number][]> {
+    return this.#slices(size, true) as Generator<[string, number, number][]>;
+  }
+
+  *#slices(size: number, withRows: boolean): Generator<([string, number] | [string, number, number])[]> {
+    let batch: ([string, number] | [string, number, number])[] = [];
     for (let e = 0; e < this.#count; e++) {
       const n = this.#uses[e];
       if (n === 0) continue;
-      batch.push([formatUuid(this.#ids, 4 * e), n]);
+      const link = formatUuid(this.#ids, 4 * e);
+      batch.push(withRows ? [link, n, this.#rows[e]] : [link, n]);
       if (batch.length === size) {
         yield batch;
         batch = [];
@@ -210,7 +231,7 @@ export class KeyLedger {
     }
     for (const [link, n] of this.#other) {
       if (n === 0) continue;
-      batch.push([link, n]);
+      batch.push(withRows ? [link, n, 0] : [link, n]);
       if (batch.length === size) {
         yield batch;
         batch = [];

@@ -372,7 +372,7 @@ export async function runWith<S, O>(
   emit('STARTED', '');
   // The job's session on the store (group commits), if it has them.
   const session = store.session?.();
-  const keyStore: Pick<KeyStoreSession, 'getOrCreate' | 'recordUses' | 'getOrCreatePacked'> = session ?? store;
+  const keyStore: Pick<KeyStoreSession, 'getOrCreate' | 'recordUses' | 'getOrCreatePacked' | 'recordUsesAt'> = session ?? store;
 
   // ---- run
   const [keysSink, encSink, ...derivedSinks] = sinks;
@@ -443,7 +443,7 @@ export async function runWith<S, O>(
   // The key of the engine jobs' request ids (random per job, never leaves the process).
   const idKey = crypto.getRandomValues(new Uint8Array(16));
   // Keys answered per chunk, listed when the chunk is written.
-  const chunkKeys = new Map<number, { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }>();
+  const chunkKeys = new Map<number, ListedKeys>();
   // The keys output's rows of keys (the core's writer, in columns).
   const rowsOf = (links: string[], keyIds: Uint32Array, material: Uint8Array, windows: Float64Array): Uint8Array => {
     const ends = new Uint32Array(links.length);
@@ -455,10 +455,10 @@ export async function runWith<S, O>(
       material.fill(0);
     }
   };
-  const listKeys = (c: { links: string[]; keyIds: Uint32Array; material: Uint8Array; windows: Float64Array }) => {
+  const listKeys = (c: ListedKeys) => {
     const n = c.links.length;
     const fresh: number[] = [];
-    for (let i = 0; i < n; i++) if (ledger.add(c.links[i])) fresh.push(i);
+    for (let i = 0; i < n; i++) if (ledger.add(c.links[i], 0, c.rows[i])) fresh.push(i);
     if (fresh.length === n) {
       if (n) keysRows.push(rowsOf(c.links, c.keyIds, c.material, c.windows));
     } else if (fresh.length) {
@@ -479,6 +479,8 @@ export async function runWith<S, O>(
   const answerPacked = async (p: PackedRequests, index: number): Promise<PackedKeys> => {
     const n = p.windows.length;
     const out: PackedKeys = { links: new Array(n), keyIds: new Uint32Array(n), material: new Uint8Array(n * keyLen), usesBefore: new Float64Array(n) };
+    // Where the store keeps the keys it answered (0: not known), for recording their uses.
+    const rows = new Float64Array(n);
     const ask: number[] = [];
     for (let i = 0; i < n; i++) {
       const s = p.ids ? givenKeys!.slot(p.ids, i) : -1;
@@ -513,6 +515,7 @@ export async function runWith<S, O>(
         out.keyIds[i] = keys.keyIds[j];
         out.material.set(keys.material.subarray(j * keyLen, (j + 1) * keyLen), i * keyLen);
         out.usesBefore[i] = keys.usesBefore[j] + ledger.uses(link);
+        rows[i] = keys.rows?.[j] ?? 0;
       });
       keys.material.fill(0);
     } else if (ask.length) {
@@ -541,7 +544,7 @@ export async function runWith<S, O>(
     p.material.fill(0);
     // What the keys output lists of them (in input order, when the chunk is
     // written; an engine job's last answers, index -1, at once).
-    const listed = { links: out.links.slice(), keyIds: out.keyIds.slice(), material: out.material.slice(), windows: p.windows.slice() };
+    const listed: ListedKeys = { links: out.links.slice(), keyIds: out.keyIds.slice(), material: out.material.slice(), windows: p.windows.slice(), rows };
     if (index < 0) listKeys(listed);
     else chunkKeys.set(index, listed);
     return out;
@@ -683,7 +686,12 @@ export async function runWith<S, O>(
       get: () => Array.from(ledger.slices(Infinity)).flat(),
     });
     checkAbort();
-    if (keyStore.recordUses) {
+    if (keyStore.recordUsesAt) {
+      for (const batch of ledger.slicesWithRows(RECORD_USES_BATCH)) {
+        await keyStore.recordUsesAt(batch);
+        checkAbort();
+      }
+    } else if (keyStore.recordUses) {
       for (const batch of ledger.slices(RECORD_USES_BATCH)) {
         await keyStore.recordUses(batch);
         checkAbort();
@@ -743,6 +751,18 @@ function mergeSummaries(parts: Summary[]): Summary {
     valuesEncrypted: sum((s) => s.valuesEncrypted),
     keyUses: [], // from the ledger
   };
+}
+
+/**
+ * Keys answered for a chunk, listed in the keys output when the chunk is
+ * written; `rows`: where the store keeps each (`PackedKeys.rows`, 0: not known).
+ */
+interface ListedKeys {
+  links: string[];
+  keyIds: Uint32Array;
+  material: Uint8Array;
+  windows: Float64Array;
+  rows: Float64Array;
 }
 
 /** Skipped row numbers a summary lists (as the core). */

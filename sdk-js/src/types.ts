@@ -114,6 +114,12 @@ export interface PackedKeys {
   keyIds: Uint32Array;
   material: Uint8Array;
   usesBefore: Float64Array;
+  /**
+   * @internal Optional: where the store keeps each key (the SQLite store:
+   * its row id; 0 if not known), given back with its uses to
+   * {@link KeyStoreSession.recordUsesAt}.
+   */
+  rows?: Float64Array;
 }
 
 /** A job's session on a key store (see {@link KeyStore.session}). */
@@ -134,6 +140,12 @@ export interface KeyStoreSession {
    * `pick`, in its order), answered in columns: no object per key.
    */
   getOrCreatePacked?(group: string, cipher: Cipher, requests: PackedRequests, pick: ArrayLike<number>): Promise<PackedKeys>;
+  /**
+   * @internal Optional: `recordUses` with, for each key link, the `rows`
+   * hint `getOrCreatePacked` gave for it (0: none), so the store can find
+   * the key without its index of key links.
+   */
+  recordUsesAt?(uses: [string, number, number][]): Promise<void>;
 }
 
 /** Lifecycle states of a job (SPEC section 7). */

@@ -303,3 +303,46 @@ test('SQLite store sessions: keys held in one transaction until commit (or a sec
   }
 });
 
+
+test('SQLite store sessions: uses recorded by the row each key was given with, and by key link where that row no longer holds it', async () => {
+  const dir = tmp();
+  const path = join(dir, 'k.db');
+  const store = SqliteKeyStore.open(path);
+  const link = (n) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+  const packed = (values, first) => ({
+    values,
+    subjects: values.map(() => null),
+    windows: Float64Array.from(values, () => 20000),
+    windowStartMs: Float64Array.from(values, () => 20000 * 86_400_000),
+    links: values.map((_, i) => link(first + i)),
+    keyIds: Uint32Array.from(values, (_, i) => 7 + i),
+    material: new Uint8Array(32 * values.length).fill(1),
+  });
+  const db = new Database(path, { readonly: true });
+  const usesOf = (l) => Number(db.prepare('SELECT uses FROM keys WHERE key_link = ?').get(l).uses);
+  try {
+    const session = store.session();
+    const all = (n) => Array.from({ length: n }, (_, i) => i);
+    const created = await session.getOrCreatePacked('g', 'aes-256-gcm', packed(['a', 'b', 'c'], 1), all(3));
+    // Keys another job created: found by the select, with their rows too.
+    const found = await session.getOrCreatePacked('g', 'aes-256-gcm', packed(['a', 'b', 'c', 'd'], 11), all(4));
+    assert.deepEqual(found.links, [link(1), link(2), link(3), link(14)]);
+    assert.deepEqual(Array.from(found.rows.subarray(0, 3)), Array.from(created.rows));
+    assert.ok(Array.from(found.rows).every((r) => Number.isInteger(r) && r > 0));
+    assert.equal(new Set(found.rows).size, 4);
+    const [ra, rb, rc, rd] = found.rows;
+    // Right rows; a row holding another key (as after a VACUUM renumbered them); none.
+    await session.recordUsesAt([[link(1), 5, ra], [link(2), 7, rc], [link(3), 11, 0], [link(14), 13, rd]]);
+    await session.commit();
+    assert.deepEqual([link(1), link(2), link(3), link(14)].map(usesOf), [5, 7, 11, 13]);
+    // A row id no key has.
+    await session.recordUsesAt([[link(2), 1, rd + 1000]]);
+    await session.commit();
+    assert.equal(usesOf(link(2)), 8);
+    assert.equal(rb > 0, true);
+    await session.close();
+  } finally {
+    db.close();
+    store.close();
+  }
+});

@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS keys_by_subject ON keys (group_id, subject_hmac) WHER
 const INSERT_KEY =
   'INSERT INTO keys (group_id, key_value_hmac, window, window_start_ms, key_link, key_id, cipher, material, wrapped, subject_hmac, created_at_ms, uses) ' +
   'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (group_id, key_value_hmac, window) DO NOTHING';
-const SELECT_KEY = 'SELECT key_link, key_id, cipher, material, wrapped, uses FROM keys WHERE group_id = ? AND key_value_hmac = ? AND window = ?';
+const SELECT_KEY = 'SELECT rowid AS row_id, key_link, key_id, cipher, material, wrapped, uses FROM keys WHERE group_id = ? AND key_value_hmac = ? AND window = ?';
 
 const STATEMENTS = {
   group: 'INSERT INTO groups (group_id, cipher, created_at_ms) VALUES (?, ?, ?) ON CONFLICT (group_id) DO NOTHING',
@@ -61,6 +61,10 @@ const STATEMENTS = {
   insert: INSERT_KEY,
   select: SELECT_KEY,
   uses: 'UPDATE keys SET uses = CASE WHEN uses > 9223372036854775807 - ? THEN 9223372036854775807 ELSE uses + ? END WHERE key_link = ?',
+  // By the row id the job was given with the key: no descent into the index
+  // of key links (random UUIDs), about a third of the time on large stores.
+  // The key link is checked too: a VACUUM may have given rows new ids.
+  usesAt: 'UPDATE keys SET uses = CASE WHEN uses > 9223372036854775807 - ? THEN 9223372036854775807 ELSE uses + ? END WHERE rowid = ? AND key_link = ?',
 };
 
 /** A write transaction is committed after this long, or this many key requests (as the CLI's store). */
@@ -140,7 +144,7 @@ function unwrap(kek: Kek, wrapped: Uint8Array, keyLink: string): Uint8Array {
 
 // Minimal view of better-sqlite3 used here (it is an optional peer dependency).
 interface Statement {
-  run(...args: unknown[]): { changes: number };
+  run(...args: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...args: unknown[]): any;
 }
 interface Database {
@@ -459,6 +463,9 @@ export class SqliteKeyStore implements KeyStore {
       recordUses: async (uses) => {
         held.add(this.#recordUses(uses, true));
       },
+      recordUsesAt: async (uses) => {
+        held.add(this.#recordUses(uses, true));
+      },
       commit,
       close: async () => {
         await commit().catch(() => {});
@@ -497,7 +504,8 @@ export class SqliteKeyStore implements KeyStore {
     }
     const wrapped = kek ? 1 : 0;
     const now = Date.now();
-    type Row = { key_link: string; key_id: number | bigint; cipher: string; material: Buffer; wrapped: number | bigint; uses: number | bigint };
+    type Row = { row_id: number | bigint; key_link: string; key_id: number | bigint; cipher: string; material: Buffer; wrapped: number | bigint; uses: number | bigint };
+    const rowIds = new Float64Array(n);
     const { value: rows, txn } = this.#write(n, hold, () => {
       this.#statement('group').run(group, cipher, now);
       const stored = this.#statement('groupCipher').get(group).cipher as string;
@@ -518,14 +526,20 @@ export class SqliteKeyStore implements KeyStore {
         const i = at(j);
         // Numbers bind as SQLite integers (all of these are well below 2^53).
         const w = c.windows[i];
-        const inserted = insert.run(group, kh[j], w, c.windowStartMs[i], c.links[i], c.keyIds[i], cipher, materials[j], wrapped, sh[j], now).changes;
-        // Otherwise another job (or an earlier request of this batch)
-        // got there first: its key, decoded (unwrapped) after the lock.
-        if (inserted !== 1) rows[j] = select.get(group, kh[j], w) as Row;
+        const inserted = insert.run(group, kh[j], w, c.windowStartMs[i], c.links[i], c.keyIds[i], cipher, materials[j], wrapped, sh[j], now);
+        if (inserted.changes === 1) {
+          rowIds[j] = Number(inserted.lastInsertRowid);
+        } else {
+          // Another job (or an earlier request of this batch) got there
+          // first: its key, decoded (unwrapped) after the lock.
+          const row = select.get(group, kh[j], w) as Row;
+          rows[j] = row;
+          rowIds[j] = Number(row.row_id);
+        }
       }
       return rows;
     });
-    const keys: PackedKeys = { links: new Array(n), keyIds: new Uint32Array(n), material: new Uint8Array(n * len), usesBefore: new Float64Array(n) };
+    const keys: PackedKeys = { links: new Array(n), keyIds: new Uint32Array(n), material: new Uint8Array(n * len), usesBefore: new Float64Array(n), rows: rowIds };
     for (let j = 0; j < n; j++) {
       const row = rows[j];
       if (row === null) {
@@ -563,12 +577,14 @@ export class SqliteKeyStore implements KeyStore {
     this.#recordUses(uses, false);
   }
 
-  #recordUses(uses: [string, number][], hold: boolean): number {
+  /** Adds uses, by key link, or by row id and key link where a row id is given (see `usesAt`). */
+  #recordUses(uses: ([string, number] | [string, number, number])[], hold: boolean): number {
     return this.#write(0, hold, () => {
       const update = this.#statement('uses');
-      for (const [link, n] of uses) {
+      const updateAt = this.#statement('usesAt');
+      for (const [link, n, row] of uses) {
         const b = BigInt(n);
-        update.run(b, b, link);
+        if (!(row && updateAt.run(b, b, row, link).changes === 1)) update.run(b, b, link);
       }
     }).txn;
   }
