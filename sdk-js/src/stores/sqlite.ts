@@ -449,6 +449,10 @@ export class SqliteKeyStore implements KeyStore {
       this.#check(held);
       held.clear();
     };
+    // With or without the row ids of `getOrCreatePacked`'s answers.
+    const recordUses = async (uses: ([string, number] | [string, number, number])[]) => {
+      held.add(this.#recordUses(uses, true));
+    };
     return {
       getOrCreate: async (group, cipher, requests) => {
         const { keys, txn } = this.#getOrCreate(group, cipher, columnsOf(group, cipher, requests), null, true);
@@ -460,12 +464,8 @@ export class SqliteKeyStore implements KeyStore {
         held.add(txn);
         return keys;
       },
-      recordUses: async (uses) => {
-        held.add(this.#recordUses(uses, true));
-      },
-      recordUsesAt: async (uses) => {
-        held.add(this.#recordUses(uses, true));
-      },
+      recordUses,
+      recordUsesAt: recordUses,
       commit,
       close: async () => {
         await commit().catch(() => {});
